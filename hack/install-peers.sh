@@ -1,0 +1,165 @@
+#!/usr/bin/env bash
+# Installs the real peers of the e2e suite and the demo into a cache outside the repo:
+#   etcd, kube-apiserver (built from the Go module proxy), MinIO (go install),
+#   and a Python venv with moto[server], the AWS CLI and boto3.
+# Idempotent: a peer whose pinned binary is already in the cache is skipped in well under a second.
+# Usage: hack/install-peers.sh [etcd|kube-apiserver|minio|python]...   (default: all)
+# Prints, on stdout, nothing but progress lines; exits non-zero naming the peer that failed.
+set -euo pipefail
+
+here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+# shellcheck source=hack/peers.env
+source "$here/peers.env"
+tools=${IRSA_TOOLS_DIR:-$HOME/.cache/irsa/tools}
+mkdir -p "$tools"
+
+export GOFLAGS=-mod=mod
+export CGO_ENABLED=0
+export GOTOOLCHAIN=local
+
+log() { printf '[install-peers %s] %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
+die() { log "FAILED: $*"; exit 1; }
+
+# build_in_wrapper NAME VERSION_DIR MAIN_GO GO_MOD_SETUP_FN LDFLAGS
+# Builds a Go main package in a throwaway wrapper module, then moves the binary into the cache atomically,
+# so an interrupted build never leaves a half-written binary that a later run would trust.
+install_binary() {
+  local src=$1 dest=$2
+  mkdir -p "$(dirname "$dest")"
+  mv -f "$src" "$dest.tmp.$$" && mv -f "$dest.tmp.$$" "$dest"
+}
+
+need_go() { command -v go >/dev/null || die "go is not on PATH; install Go 1.24 or newer"; }
+
+install_etcd() {
+  local dest="$tools/etcd-$ETCD_VERSION/bin/etcd"
+  if [[ -x $dest ]]; then log "etcd $ETCD_VERSION: cached at $dest"; return; fi
+  need_go
+  log "etcd $ETCD_VERSION: building from the Go module proxy (a few minutes on 2 cores)..."
+  local w; w=$(mktemp -d)
+  cat >"$w/main.go" <<'GO'
+// Wrapper main for etcd: the etcd repository's own module has replace directives, so `go install` refuses it.
+package main
+
+import (
+	"os"
+
+	"go.etcd.io/etcd/server/v3/etcdmain"
+)
+
+func main() { etcdmain.Main(os.Args) }
+GO
+  (
+    cd "$w"
+    go mod init irsa.local/etcd-wrapper >/dev/null 2>&1
+    go mod edit -require="go.etcd.io/etcd/server/v3@$ETCD_VERSION"
+    go mod tidy >/dev/null 2>"$w/tidy.log" || { cat "$w/tidy.log" >&2; exit 1; }
+    go build -trimpath -ldflags "-s -w" -o "$w/etcd" . 2>"$w/build.log" || { cat "$w/build.log" >&2; exit 1; }
+  ) || die "etcd $ETCD_VERSION: build failed in $w"
+  install_binary "$w/etcd" "$dest"
+  rm -rf "$w"
+  log "etcd $ETCD_VERSION: installed at $dest"
+}
+
+install_kube_apiserver() {
+  local dest="$tools/kube-apiserver-$KUBERNETES_VERSION/bin/kube-apiserver"
+  if [[ -x $dest ]]; then log "kube-apiserver $KUBERNETES_VERSION: cached at $dest"; return; fi
+  need_go
+  local v=$KUBERNETES_VERSION staging=${KUBERNETES_VERSION/v1./v0.}
+  log "kube-apiserver $v: reading the staging modules from the proxy's go.mod of k8s.io/kubernetes@$v..."
+  local gomod
+  gomod=$(go mod download -json "k8s.io/kubernetes@$v" | sed -n 's/^\t"GoMod": "\(.*\)",$/\1/p')
+  [[ -f $gomod ]] || die "kube-apiserver $v: could not download k8s.io/kubernetes@$v from the module proxy"
+  local mods
+  mods=$(sed -n 's#^[[:space:]]*\(k8s.io/[a-z0-9-]*\) => ./staging/.*#\1#p' "$gomod" | sort -u)
+  [[ -n $mods ]] || die "kube-apiserver $v: found no staging replace lines in $gomod"
+  log "kube-apiserver $v: $(wc -w <<<"$mods") staging modules pinned to $staging; building (tens of minutes on 2 cores)..."
+  local w; w=$(mktemp -d)
+  cat >"$w/main.go" <<'GO'
+// Wrapper main for kube-apiserver: k8s.io/kubernetes replaces its staging modules, so `go install` refuses it.
+package main
+
+import (
+	"os"
+	_ "time/tzdata"
+
+	"k8s.io/component-base/cli"
+	_ "k8s.io/component-base/logs/json/register"
+	_ "k8s.io/component-base/metrics/prometheus/clientgo"
+	_ "k8s.io/component-base/metrics/prometheus/version"
+	"k8s.io/kubernetes/cmd/kube-apiserver/app"
+)
+
+func main() { os.Exit(cli.Run(app.NewAPIServerCommand())) }
+GO
+  (
+    cd "$w"
+    go mod init irsa.local/kube-apiserver-wrapper >/dev/null 2>&1
+    go mod edit -require="k8s.io/kubernetes@$v"
+    for m in $mods; do go mod edit -replace="$m=$m@$staging"; done
+    go mod tidy >/dev/null 2>"$w/tidy.log" || { cat "$w/tidy.log" >&2; exit 1; }
+    local minor=${v#v1.}; minor=${minor%%.*}
+    go build -trimpath -ldflags "-s -w \
+      -X k8s.io/component-base/version.gitVersion=$v \
+      -X k8s.io/component-base/version.gitMajor=1 \
+      -X k8s.io/component-base/version.gitMinor=$minor \
+      -X k8s.io/component-base/version.gitTreeState=clean" \
+      -o "$w/kube-apiserver" . 2>"$w/build.log" || { cat "$w/build.log" >&2; exit 1; }
+  ) || die "kube-apiserver $v: build failed in $w"
+  install_binary "$w/kube-apiserver" "$dest"
+  rm -rf "$w"
+  log "kube-apiserver $v: installed at $dest"
+}
+
+install_minio() {
+  local dest="$tools/minio-$MINIO_VERSION/bin/minio"
+  if [[ -x $dest ]]; then log "minio $MINIO_VERSION: cached at $dest"; return; fi
+  need_go
+  log "minio $MINIO_VERSION: go install (ten minutes or more on 2 cores)..."
+  local w; w=$(mktemp -d)
+  GOBIN="$w" go install -trimpath -ldflags "-s -w" "github.com/minio/minio@$MINIO_VERSION" 2>"$w/build.log" \
+    || { cat "$w/build.log" >&2; die "minio $MINIO_VERSION: go install failed"; }
+  install_binary "$w/minio" "$dest"
+  rm -rf "$w"
+  log "minio $MINIO_VERSION: installed at $dest"
+}
+
+install_python() {
+  local venv="$tools/venv-moto$MOTO_VERSION-awscli$AWSCLI_VERSION-boto3$BOTO3_VERSION"
+  if [[ -x $venv/bin/moto_server && -x $venv/bin/aws && -f $venv/.complete ]]; then
+    log "python venv: cached at $venv"; return
+  fi
+  command -v python3 >/dev/null || die "python3 is not on PATH"
+  log "python venv: installing moto[server]==$MOTO_VERSION awscli==$AWSCLI_VERSION boto3==$BOTO3_VERSION..."
+  rm -rf "$venv"
+  python3 -m venv "$venv" || die "python venv: python3 -m venv failed (Debian: apt-get install python3-venv)"
+  "$venv/bin/pip" install --quiet --disable-pip-version-check \
+    "moto[server]==$MOTO_VERSION" "awscli==$AWSCLI_VERSION" "boto3==$BOTO3_VERSION" \
+    || die "python venv: pip install failed"
+  touch "$venv/.complete"
+  log "python venv: installed at $venv"
+}
+
+# Prints the paths the harness needs, as shell assignments, after everything is installed.
+print_paths() {
+  cat <<PATHS
+IRSA_ETCD=$tools/etcd-$ETCD_VERSION/bin/etcd
+IRSA_KUBE_APISERVER=$tools/kube-apiserver-$KUBERNETES_VERSION/bin/kube-apiserver
+IRSA_MINIO=$tools/minio-$MINIO_VERSION/bin/minio
+IRSA_PYTHON_VENV=$tools/venv-moto$MOTO_VERSION-awscli$AWSCLI_VERSION-boto3$BOTO3_VERSION
+PATHS
+}
+
+targets=("$@")
+[[ ${#targets[@]} -gt 0 ]] || targets=(python etcd minio kube-apiserver)
+for t in "${targets[@]}"; do
+  case $t in
+    etcd) install_etcd ;;
+    kube-apiserver) install_kube_apiserver ;;
+    minio) install_minio ;;
+    python) install_python ;;
+    paths) ;;
+    *) die "unknown peer '$t' (expected etcd, kube-apiserver, minio, python, paths)" ;;
+  esac
+done
+print_paths

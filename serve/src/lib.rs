@@ -1,0 +1,18 @@
+//! The serving runtime shared by irsa's servers (the admission webhook and the OIDC issuer).
+//!
+//! One concern per module: [`tls`] re-reads certificate files per accepted connection so a Kubernetes Secret
+//! update (a `..data` symlink swap) is served without a restart; [`serve`] runs an axum router over HTTPS or
+//! plain HTTP and drains it gracefully; [`admin`] is the separate admin port (`/livez`, `/readyz`,
+//! `/metrics`); [`shutdown`] turns SIGTERM into a drain and a second signal into an immediate exit;
+//! [`logging`] sets up `tracing` from `--log-format` / `--log-level`.
+
+pub mod admin;
+pub mod logging;
+pub mod readiness;
+mod server;
+pub mod shutdown;
+pub mod tls;
+
+pub use readiness::Readiness;
+pub use server::{ServeError, serve};
+pub use shutdown::Shutdown;

@@ -1,0 +1,42 @@
+//! `tracing` set-up from `--log-format` and `--log-level`.
+
+use tracing_subscriber::EnvFilter;
+
+/// Output format of the logs.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, clap::ValueEnum)]
+pub enum LogFormat {
+    /// Human-readable lines.
+    #[default]
+    Plain,
+    /// One JSON object per line, for log collectors.
+    Json,
+}
+
+/// Logging flags shared by every subcommand.
+#[derive(Clone, Debug, clap::Args)]
+pub struct LogArgs {
+    /// Log format.
+    #[arg(long, env = "IRSA_LOG_FORMAT", value_enum, default_value_t = LogFormat::Plain, global = true)]
+    pub log_format: LogFormat,
+
+    /// Log filter: a level (error, warn, info, debug, trace) or a tracing directive such as
+    /// `info,irsa_webhook=debug`.
+    #[arg(long, env = "IRSA_LOG_LEVEL", default_value = "info", global = true)]
+    pub log_level: String,
+}
+
+impl LogArgs {
+    /// Installs the global subscriber, writing to stderr so that stdout stays for command output.
+    pub fn init(&self) -> Result<(), tracing_subscriber::filter::ParseError> {
+        let filter = EnvFilter::try_new(&self.log_level)?;
+        let builder = tracing_subscriber::fmt()
+            .with_env_filter(filter)
+            .with_writer(std::io::stderr);
+        // A second init (tests calling it twice) is harmless: keep the first subscriber.
+        let _ = match self.log_format {
+            LogFormat::Plain => builder.try_init(),
+            LogFormat::Json => builder.json().flatten_event(true).try_init(),
+        };
+        Ok(())
+    }
+}

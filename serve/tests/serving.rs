@@ -1,0 +1,256 @@
+//! The serving runtime over real TLS: certificate reload through a Secret-style `..data` symlink swap, the
+//! admin port, and a graceful drain.
+
+use std::net::SocketAddr;
+use std::path::Path;
+use std::time::Duration;
+
+use axum::Router;
+use axum::routing::get;
+use irsa_serve::tls::TlsFiles;
+use irsa_serve::{Readiness, Shutdown, admin, serve};
+use rcgen::{BasicConstraints, CertificateParams, CertifiedIssuer, IsCa, KeyPair};
+
+struct Ca {
+    issuer: CertifiedIssuer<'static, KeyPair>,
+}
+
+impl Ca {
+    fn new(name: &str) -> Self {
+        let mut params = CertificateParams::new(Vec::<String>::new()).unwrap();
+        params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+        params
+            .distinguished_name
+            .push(rcgen::DnType::CommonName, name);
+        let issuer = CertifiedIssuer::self_signed(params, KeyPair::generate().unwrap()).unwrap();
+        Self { issuer }
+    }
+
+    fn pem(&self) -> String {
+        self.issuer.pem()
+    }
+
+    /// A leaf for 127.0.0.1, as (chain PEM, key PEM).
+    fn leaf(&self) -> (String, String) {
+        let params =
+            CertificateParams::new(vec!["127.0.0.1".to_string(), "localhost".to_string()]).unwrap();
+        let key = KeyPair::generate().unwrap();
+        let cert = params.signed_by(&key, &self.issuer).unwrap();
+        (cert.pem(), key.serialize_pem())
+    }
+}
+
+/// Writes a Kubernetes Secret-volume layout: `<dir>/..<ts>/{tls.crt,tls.key}`, `..data -> ..<ts>`, and
+/// `tls.crt -> ..data/tls.crt`. Calling it again swaps `..data` atomically, as the kubelet does.
+fn write_secret_volume(dir: &Path, generation: u32, cert: &str, key: &str) {
+    let data = dir.join(format!("..2026_11_22_{generation}"));
+    std::fs::create_dir_all(&data).unwrap();
+    std::fs::write(data.join("tls.crt"), cert).unwrap();
+    std::fs::write(data.join("tls.key"), key).unwrap();
+    let tmp = dir.join("..data_tmp");
+    let _ = std::fs::remove_file(&tmp);
+    std::os::unix::fs::symlink(data.file_name().unwrap(), &tmp).unwrap();
+    std::fs::rename(&tmp, dir.join("..data")).unwrap();
+    for name in ["tls.crt", "tls.key"] {
+        let link = dir.join(name);
+        if std::fs::symlink_metadata(&link).is_err() {
+            std::os::unix::fs::symlink(Path::new("..data").join(name), &link).unwrap();
+        }
+    }
+}
+
+fn client(ca_pem: &str) -> reqwest::Client {
+    reqwest::Client::builder()
+        .tls_certs_only([reqwest::Certificate::from_pem(ca_pem.as_bytes()).unwrap()])
+        .pool_max_idle_per_host(0)
+        .build()
+        .unwrap()
+}
+
+async fn start(
+    router: Router,
+    tls: Option<TlsFiles>,
+    shutdown: Shutdown,
+) -> (SocketAddr, tokio::task::JoinHandle<()>) {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let handle = tokio::spawn(async move { serve(listener, router, tls, shutdown).await.unwrap() });
+    (addr, handle)
+}
+
+fn install_provider() {
+    let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
+}
+
+#[tokio::test]
+async fn certificate_swapped_through_data_symlink_is_served_to_the_next_connection() {
+    install_provider();
+    let dir = tempfile::tempdir().unwrap();
+    let (old_ca, new_ca) = (Ca::new("old-ca"), Ca::new("new-ca"));
+    let (cert, key) = old_ca.leaf();
+    write_secret_volume(dir.path(), 1, &cert, &key);
+    let files = TlsFiles {
+        cert: dir.path().join("tls.crt"),
+        key: dir.path().join("tls.key"),
+    };
+    let router = Router::new().route("/", get(|| async { "hello" }));
+    let (addr, _server) = start(router, Some(files), Shutdown::new(Duration::from_secs(1))).await;
+    let url = format!("https://{addr}/");
+
+    assert_eq!(
+        client(&old_ca.pem())
+            .get(&url)
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap(),
+        "hello"
+    );
+    assert!(
+        client(&new_ca.pem()).get(&url).send().await.is_err(),
+        "the new CA must not verify the old certificate"
+    );
+
+    let (cert, key) = new_ca.leaf();
+    write_secret_volume(dir.path(), 2, &cert, &key);
+    assert_eq!(
+        client(&new_ca.pem())
+            .get(&url)
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap(),
+        "hello"
+    );
+    assert!(
+        client(&old_ca.pem()).get(&url).send().await.is_err(),
+        "the old certificate must no longer be served"
+    );
+}
+
+#[tokio::test]
+async fn a_broken_update_keeps_the_previous_certificate() {
+    install_provider();
+    let dir = tempfile::tempdir().unwrap();
+    let ca = Ca::new("ca");
+    let (cert, key) = ca.leaf();
+    write_secret_volume(dir.path(), 1, &cert, &key);
+    let files = TlsFiles {
+        cert: dir.path().join("tls.crt"),
+        key: dir.path().join("tls.key"),
+    };
+    let (addr, _server) = start(
+        Router::new().route("/", get(|| async { "ok" })),
+        Some(files),
+        Shutdown::new(Duration::from_secs(1)),
+    )
+    .await;
+    let first = client(&ca.pem())
+        .get(format!("https://{addr}/"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(first.text().await.unwrap(), "ok");
+    write_secret_volume(dir.path(), 2, "not a certificate", &key);
+    let response = client(&ca.pem())
+        .get(format!("https://{addr}/"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.text().await.unwrap(), "ok");
+}
+
+#[tokio::test]
+async fn unusable_files_fail_at_start() {
+    install_provider();
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("tls.crt"), "garbage").unwrap();
+    std::fs::write(dir.path().join("tls.key"), "garbage").unwrap();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let files = TlsFiles {
+        cert: dir.path().join("tls.crt"),
+        key: dir.path().join("tls.key"),
+    };
+    let err = serve(
+        listener,
+        Router::new(),
+        Some(files),
+        Shutdown::new(Duration::from_secs(1)),
+    )
+    .await
+    .unwrap_err();
+    assert!(err.to_string().contains("no PEM CERTIFICATE"), "{err}");
+
+    let missing = TlsFiles {
+        cert: dir.path().join("absent.crt"),
+        key: dir.path().join("tls.key"),
+    };
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let err = serve(
+        listener,
+        Router::new(),
+        Some(missing),
+        Shutdown::new(Duration::from_secs(1)),
+    )
+    .await
+    .unwrap_err();
+    assert!(err.to_string().contains("absent.crt"), "{err}");
+}
+
+#[tokio::test]
+async fn admin_port_reports_liveness_readiness_and_metrics() {
+    let mut registry = prometheus_client::registry::Registry::default();
+    let counter = prometheus_client::metrics::counter::Counter::<u64>::default();
+    registry.register(
+        "irsa_test_events",
+        "Events seen by the test",
+        counter.clone(),
+    );
+    counter.inc();
+    let readiness = Readiness::new();
+    let router = admin::router(std::sync::Arc::new(registry), readiness.clone());
+    let (addr, _server) = start(router, None, Shutdown::new(Duration::from_secs(1))).await;
+    let http = reqwest::Client::new();
+    let get = |path: &'static str| http.get(format!("http://{addr}{path}")).send();
+
+    assert_eq!(get("/livez").await.unwrap().status(), 200);
+    assert_eq!(get("/readyz").await.unwrap().status(), 503);
+    readiness.set(true);
+    assert_eq!(get("/readyz").await.unwrap().status(), 200);
+    let metrics = get("/metrics").await.unwrap().text().await.unwrap();
+    assert!(metrics.contains("irsa_test_events_total 1"), "{metrics}");
+}
+
+#[tokio::test]
+async fn shutdown_lets_an_in_flight_request_finish_then_returns() {
+    let router = Router::new().route(
+        "/slow",
+        get(|| async {
+            tokio::time::sleep(Duration::from_millis(300)).await;
+            "done"
+        }),
+    );
+    let shutdown = Shutdown::new(Duration::from_secs(5));
+    let (addr, server) = start(router, None, shutdown.clone()).await;
+    let request = tokio::spawn(async move {
+        reqwest::get(format!("http://{addr}/slow"))
+            .await?
+            .text()
+            .await
+    });
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    shutdown.trigger();
+    assert_eq!(request.await.unwrap().unwrap(), "done");
+    tokio::time::timeout(Duration::from_secs(3), server)
+        .await
+        .expect("server returns after the drain")
+        .unwrap();
+    assert!(
+        tokio::net::TcpStream::connect(addr).await.is_err(),
+        "the listener is closed after shutdown"
+    );
+}
