@@ -1,0 +1,140 @@
+//! `--from-apiserver`: republish the apiserver's own JWKS, cleaned, for clusters whose apiserver is not
+//! reachable from the internet.
+
+use std::future::Future;
+use std::path::Path;
+use std::time::Duration;
+
+use kube::config::{KubeConfigOptions, Kubeconfig};
+
+use crate::documents::Publisher;
+use crate::jwks::{self, JwksError};
+use crate::keys::LoadedKeys;
+
+/// Where kube-apiserver serves its JWKS.
+pub const JWKS_PATH: &str = "/openid/v1/jwks";
+/// Where kube-apiserver serves its discovery document.
+pub const DISCOVERY_PATH: &str = "/.well-known/openid-configuration";
+
+/// Why reading from the apiserver failed.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ApiserverError {
+    /// The kubeconfig could not be read or used.
+    #[error("kubeconfig: {0}")]
+    Kubeconfig(#[from] kube::config::KubeconfigError),
+    /// Neither in-cluster configuration nor a default kubeconfig was found.
+    #[error("no Kubernetes configuration (in-cluster or kubeconfig): {0}")]
+    Infer(#[from] kube::config::InferConfigError),
+    /// The client could not be built.
+    #[error("building the Kubernetes client: {0}")]
+    Client(#[source] kube::Error),
+    /// The apiserver refused: usually RBAC.
+    #[error(
+        "GET {path} was forbidden: bind the ClusterRole system:service-account-issuer-discovery to this identity ({message})"
+    )]
+    Forbidden {
+        /// The path requested.
+        path: &'static str,
+        /// The apiserver's message.
+        message: String,
+    },
+    /// The request failed.
+    #[error("GET {path}: {source}")]
+    Request {
+        /// The path requested.
+        path: &'static str,
+        /// The client error.
+        #[source]
+        source: kube::Error,
+    },
+    /// The JWKS could not be read.
+    #[error("the apiserver's JWKS: {0}")]
+    Jwks(#[from] JwksError),
+    /// The apiserver's discovery document has no `issuer`.
+    #[error("the apiserver's discovery document has no \"issuer\"")]
+    NoIssuer,
+}
+
+/// A client from `kubeconfig`, or else the in-cluster configuration or the default kubeconfig.
+pub async fn client(kubeconfig: Option<&Path>) -> Result<kube::Client, ApiserverError> {
+    let config = match kubeconfig {
+        Some(path) => {
+            kube::Config::from_custom_kubeconfig(
+                Kubeconfig::read_from(path)?,
+                &KubeConfigOptions::default(),
+            )
+            .await?
+        }
+        None => kube::Config::infer().await?,
+    };
+    kube::Client::try_from(config).map_err(ApiserverError::Client)
+}
+
+async fn get(client: &kube::Client, path: &'static str) -> Result<String, ApiserverError> {
+    let request = http::Request::get(path)
+        .body(Vec::new())
+        .expect("a static path is a valid URI");
+    client
+        .request_text(request)
+        .await
+        .map_err(|source| match source {
+            kube::Error::Api(status) if status.is_forbidden() => ApiserverError::Forbidden {
+                path,
+                message: status.message.clone(),
+            },
+            source => ApiserverError::Request { path, source },
+        })
+}
+
+/// The apiserver's keys, cleaned per the JWKS hygiene rules (what was dropped is in the warnings).
+pub async fn fetch_keys(client: &kube::Client) -> Result<LoadedKeys, ApiserverError> {
+    let body = get(client, JWKS_PATH).await?;
+    Ok(jwks::clean(body.as_bytes())?)
+}
+
+/// The `issuer` of the apiserver's discovery document (the `iss` of its tokens).
+pub async fn fetch_issuer(client: &kube::Client) -> Result<String, ApiserverError> {
+    let body = get(client, DISCOVERY_PATH).await?;
+    let doc: serde_json::Value = serde_json::from_str(&body).map_err(JwksError::from)?;
+    doc.get("issuer")
+        .and_then(|v| v.as_str())
+        .map(str::to_string)
+        .ok_or(ApiserverError::NoIssuer)
+}
+
+/// Fetches and publishes the apiserver's keys every `interval` until `shutdown` completes; `on_published`
+/// runs after each successful publication (readiness). Errors keep the last good documents.
+pub async fn run(
+    client: kube::Client,
+    interval: Duration,
+    publisher: Publisher,
+    on_published: impl Fn() + Send,
+    shutdown: impl Future<Output = ()>,
+) {
+    let mut ticker = tokio::time::interval(interval);
+    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    tokio::pin!(shutdown);
+    loop {
+        tokio::select! {
+            _ = &mut shutdown => return,
+            _ = ticker.tick() => {}
+        }
+        let fetched = tokio::select! {
+            _ = &mut shutdown => return,
+            fetched = fetch_keys(&client) => fetched,
+        };
+        match fetched {
+            Ok(loaded) => {
+                publisher.publish(&loaded.keys, &loaded.warnings);
+                on_published();
+            }
+            Err(e) => {
+                publisher.metrics().reload_error("apiserver");
+                tracing::error!(
+                    "refreshing the apiserver's JWKS failed; still serving the previous keys: {e}"
+                );
+            }
+        }
+    }
+}

@@ -1,0 +1,45 @@
+//! The irsa OIDC issuer: public keys to kube-apiserver key IDs, the discovery document and the JWKS, served
+//! over HTTPS or published for static hosting (a directory or S3).
+//!
+//! The core is pure (`keys` parsing aside, which reads files): [`keys`] turns PEM into [`keys::PublicKey`]s,
+//! [`jwks`] and [`discovery`] render the two documents, [`documents`] renders both once per key change.
+//! [`server`], [`reload`], [`apiserver`] and [`publish`] do the I/O around it; [`cli`] is the command line.
+
+pub mod apiserver;
+pub mod cli;
+pub mod discovery;
+pub mod documents;
+pub mod issuer_url;
+pub mod jwks;
+pub mod keys;
+pub mod metrics;
+pub mod publish;
+pub mod reload;
+pub mod server;
+
+use std::fmt;
+
+/// A finding that does not stop publication: a key left out, a URL STS will not like.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Warning {
+    /// What it is about (a file, `JWKS`, `apiserver JWKS`...).
+    pub source: String,
+    /// What happened and, where it helps, what to do.
+    pub message: String,
+}
+
+impl Warning {
+    /// A warning about `source`.
+    pub fn new(source: impl Into<String>, message: impl Into<String>) -> Warning {
+        Warning {
+            source: source.into(),
+            message: message.into(),
+        }
+    }
+}
+
+impl fmt::Display for Warning {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: {}", self.source, self.message)
+    }
+}

@@ -1,0 +1,117 @@
+//! Re-reading the key files when they change.
+//!
+//! The files are read and hashed every few seconds rather than watched: it costs a few small reads, and it
+//! sees every kind of change, including the symlink swap by which the kubelet updates a mounted Secret or
+//! ConfigMap (which inotify on the file path misses).
+
+use std::future::Future;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use sha2::{Digest, Sha256};
+
+use crate::documents::Publisher;
+use crate::keys::{self, KeyError, LoadedKeys};
+
+/// The watched key files and the fingerprint of what they held last time.
+#[derive(Debug, Clone)]
+pub struct KeyFiles {
+    paths: Vec<PathBuf>,
+    last: Option<[u8; 32]>,
+}
+
+impl KeyFiles {
+    /// Watches `paths` (nothing read yet).
+    pub fn new(paths: Vec<PathBuf>) -> KeyFiles {
+        KeyFiles { paths, last: None }
+    }
+
+    /// The watched paths.
+    pub fn paths(&self) -> &[PathBuf] {
+        &self.paths
+    }
+
+    /// Reads every file. `Ok(None)` when nothing changed since the previous call; otherwise the new keys, or
+    /// the error. An error is returned once per distinct state, not on every poll.
+    pub fn poll(&mut self) -> Result<Option<LoadedKeys>, KeyError> {
+        let mut hasher = Sha256::new();
+        let mut contents = Vec::with_capacity(self.paths.len());
+        for path in &self.paths {
+            let read = keys::read_file(path);
+            hasher.update(path.as_os_str().as_encoded_bytes());
+            hasher.update([0]);
+            match &read {
+                Ok(bytes) => {
+                    hasher.update((bytes.len() as u64).to_le_bytes());
+                    hasher.update(bytes);
+                }
+                Err(e) => hasher.update(format!("error: {e}")),
+            }
+            contents.push(read);
+        }
+        let fingerprint: [u8; 32] = hasher.finalize().into();
+        if self.last == Some(fingerprint) {
+            return Ok(None);
+        }
+        self.last = Some(fingerprint);
+        if self.paths.is_empty() {
+            return Err(KeyError::NoFiles);
+        }
+        let mut parts = Vec::with_capacity(contents.len());
+        for (path, read) in self.paths.iter().zip(contents) {
+            parts.push(keys::parse_pem(path, &read?)?);
+        }
+        Ok(Some(keys::merge(parts)))
+    }
+}
+
+/// Polls `files` every `interval` and publishes each change until `shutdown` completes. A failed reload
+/// keeps the last good documents, logs the error and counts it.
+pub async fn run(
+    mut files: KeyFiles,
+    interval: Duration,
+    publisher: Publisher,
+    shutdown: impl Future<Output = ()>,
+) {
+    let mut ticker = tokio::time::interval(interval);
+    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    tokio::pin!(shutdown);
+    loop {
+        tokio::select! {
+            _ = &mut shutdown => return,
+            _ = ticker.tick() => {}
+        }
+        match files.poll() {
+            Ok(None) => {}
+            Ok(Some(loaded)) => {
+                publisher.publish(&loaded.keys, &loaded.warnings);
+            }
+            Err(e) => {
+                publisher.metrics().reload_error("key_files");
+                tracing::error!(
+                    "reloading the key files failed; still serving the previous keys: {e}"
+                );
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reports_changes_and_errors_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("k.pem");
+        let mut files = KeyFiles::new(vec![path.clone()]);
+        assert!(matches!(files.poll(), Err(KeyError::Unreadable { .. })));
+        assert!(
+            matches!(files.poll(), Ok(None)),
+            "the same error reported twice"
+        );
+        std::fs::write(&path, "no pem here").unwrap();
+        assert!(matches!(files.poll(), Err(KeyError::NoPem { .. })));
+        assert!(matches!(files.poll(), Ok(None)));
+    }
+}

@@ -1,0 +1,541 @@
+//! `irsa issuer serve` over real TLS: documents, headers, conditional requests, routing, reload, admin.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use common::{fixture, kid_of};
+use irsa_issuer::cli::{ServeArgs, run_server};
+use irsa_serve::{Readiness, Shutdown};
+use reqwest::StatusCode;
+use serde_json::Value;
+use tokio::net::TcpListener;
+
+struct Tls {
+    ca_pem: String,
+    cert: PathBuf,
+    key: PathBuf,
+}
+
+/// A CA and a leaf for 127.0.0.1 signed by it; the chain file holds leaf then CA.
+fn make_tls(dir: &Path) -> Tls {
+    use rcgen::{BasicConstraints, CertificateParams, IsCa, Issuer, KeyPair};
+    let ca_key = KeyPair::generate().unwrap();
+    let mut ca_params = CertificateParams::new(Vec::<String>::new()).unwrap();
+    ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    let ca = ca_params.self_signed(&ca_key).unwrap();
+    let issuer = Issuer::from_params(&ca_params, &ca_key);
+    let leaf_key = KeyPair::generate().unwrap();
+    let leaf = CertificateParams::new(vec!["127.0.0.1".to_string()])
+        .unwrap()
+        .signed_by(&leaf_key, &issuer)
+        .unwrap();
+    let cert = dir.join("tls.crt");
+    let key = dir.join("tls.key");
+    std::fs::write(&cert, format!("{}{}", leaf.pem(), ca.pem())).unwrap();
+    std::fs::write(&key, leaf_key.serialize_pem()).unwrap();
+    Tls {
+        ca_pem: ca.pem(),
+        cert,
+        key,
+    }
+}
+
+struct Running {
+    base: String,
+    admin: String,
+    client: reqwest::Client,
+    shutdown: Shutdown,
+    task: tokio::task::JoinHandle<anyhow::Result<()>>,
+    _dir: tempfile::TempDir,
+}
+
+impl Running {
+    async fn get(&self, path: &str) -> reqwest::Response {
+        self.client
+            .get(format!("{}{path}", self.base))
+            .send()
+            .await
+            .unwrap()
+    }
+
+    async fn stop(self) {
+        self.shutdown.trigger();
+        self.task.await.unwrap().unwrap();
+    }
+}
+
+/// Starts a server for `issuer_path` (appended to https://127.0.0.1:PORT) on `key_files`.
+async fn start(issuer_path: &str, key_files: Vec<PathBuf>, dir: tempfile::TempDir) -> Running {
+    let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
+    let tls = make_tls(dir.path());
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let admin = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("https://{}", listener.local_addr().unwrap());
+    let admin_base = format!("http://{}", admin.local_addr().unwrap());
+    let args = ServeArgs {
+        issuer_url: format!("{base}{issuer_path}"),
+        public_key_files: key_files,
+        from_apiserver: false,
+        kubeconfig: None,
+        jwks_uri: None,
+        tls_cert_file: Some(tls.cert.clone()),
+        tls_key_file: Some(tls.key.clone()),
+        plain_http: false,
+        listen: listener.local_addr().unwrap(),
+        admin_listen: admin.local_addr().unwrap(),
+        max_age: 3600,
+        reload_interval: Some(Duration::from_millis(100)),
+        drain_timeout: Duration::from_secs(2),
+    };
+    let shutdown = Shutdown::new(Duration::from_secs(2));
+    let task = tokio::spawn(run_server(
+        args,
+        listener,
+        admin,
+        shutdown.clone(),
+        Readiness::new(),
+    ));
+    let client = reqwest::Client::builder()
+        .tls_certs_only([reqwest::Certificate::from_pem(tls.ca_pem.as_bytes()).unwrap()])
+        .build()
+        .unwrap();
+    Running {
+        base,
+        admin: admin_base,
+        client,
+        shutdown,
+        task,
+        _dir: dir,
+    }
+}
+
+fn header<'a>(r: &'a reqwest::Response, name: &str) -> &'a str {
+    r.headers()
+        .get(name)
+        .unwrap_or_else(|| panic!("no {name}"))
+        .to_str()
+        .unwrap()
+}
+
+#[tokio::test]
+async fn serves_both_documents_with_caching_headers_under_a_path_prefix() {
+    let s = start(
+        "/some/prefix",
+        vec![fixture("rsa2048.pub"), fixture("p256.crt")],
+        tempfile::tempdir().unwrap(),
+    )
+    .await;
+
+    let r = s.get("/some/prefix/.well-known/openid-configuration").await;
+    assert_eq!(r.status(), StatusCode::OK);
+    assert_eq!(header(&r, "content-type"), "application/json");
+    assert_eq!(header(&r, "cache-control"), "public, max-age=3600");
+    let etag = header(&r, "etag").to_string();
+    assert!(
+        etag.starts_with('"') && etag.ends_with('"'),
+        "strong ETag: {etag}"
+    );
+    let discovery: Value = r.json().await.unwrap();
+    assert_eq!(discovery["issuer"], format!("{}/some/prefix", s.base));
+    assert_eq!(
+        discovery["jwks_uri"],
+        format!("{}/some/prefix/openid/v1/jwks", s.base)
+    );
+    assert_eq!(
+        discovery["response_types_supported"],
+        serde_json::json!(["id_token"])
+    );
+    assert_eq!(
+        discovery["subject_types_supported"],
+        serde_json::json!(["public"])
+    );
+    assert_eq!(
+        discovery["id_token_signing_alg_values_supported"],
+        serde_json::json!(["ES256", "RS256"])
+    );
+
+    let r = s.get("/some/prefix/openid/v1/jwks").await;
+    assert_eq!(r.status(), StatusCode::OK);
+    assert_eq!(header(&r, "content-type"), "application/jwk-set+json");
+    assert_eq!(header(&r, "cache-control"), "public, max-age=3600");
+    let jwks_etag = header(&r, "etag").to_string();
+    assert_ne!(jwks_etag, etag);
+    let jwks: Value = r.json().await.unwrap();
+    let kids: Vec<&str> = jwks["keys"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|k| k["kid"].as_str().unwrap())
+        .collect();
+    assert_eq!(kids, [kid_of("rsa2048.pub"), kid_of("p256.pub")]);
+
+    // Conditional requests.
+    let r = s
+        .client
+        .get(format!("{}/some/prefix/openid/v1/jwks", s.base))
+        .header("if-none-match", &jwks_etag)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::NOT_MODIFIED);
+    assert_eq!(header(&r, "etag"), jwks_etag);
+    assert_eq!(header(&r, "cache-control"), "public, max-age=3600");
+    assert!(r.bytes().await.unwrap().is_empty());
+    let r = s
+        .client
+        .get(format!("{}/some/prefix/openid/v1/jwks", s.base))
+        .header("if-none-match", "\"stale\"")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+
+    // HEAD: headers, no body.
+    let r = s
+        .client
+        .head(format!("{}/some/prefix/openid/v1/jwks", s.base))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    assert_eq!(header(&r, "content-type"), "application/jwk-set+json");
+    assert!(r.bytes().await.unwrap().is_empty());
+
+    // Anything else.
+    for path in [
+        "/",
+        "/some/prefix",
+        "/.well-known/openid-configuration",
+        "/openid/v1/jwks",
+        "/some/prefix/.well-known/openid-configuration/",
+        "/some/prefix/openid/v1/jwks.json",
+    ] {
+        assert_eq!(s.get(path).await.status(), StatusCode::NOT_FOUND, "{path}");
+    }
+    let r = s
+        .client
+        .post(format!("{}/some/prefix/openid/v1/jwks", s.base))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::METHOD_NOT_ALLOWED);
+    assert_eq!(header(&r, "allow"), "GET, HEAD");
+
+    // The admin port.
+    let admin = reqwest::Client::new();
+    let ready = admin
+        .get(format!("{}/readyz", s.admin))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(ready.status(), StatusCode::OK);
+    let metrics = admin
+        .get(format!("{}/metrics", s.admin))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        metrics.contains("irsa_issuer_keys_published 2"),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains(r#"irsa_issuer_requests_total{route="jwks",status="304"} 1"#),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains(r#"irsa_issuer_requests_total{route="other",status="404"} 6"#),
+        "{metrics}"
+    );
+
+    s.stop().await;
+}
+
+#[tokio::test]
+async fn a_trailing_slash_issuer_is_kept_byte_for_byte() {
+    let s = start("/", vec![fixture("p384.pub")], tempfile::tempdir().unwrap()).await;
+    let discovery: Value = s
+        .get("/.well-known/openid-configuration")
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(discovery["issuer"], format!("{}/", s.base));
+    assert_eq!(discovery["jwks_uri"], format!("{}/openid/v1/jwks", s.base));
+    // Naive concatenation of the issuer and the well-known suffix is answered too.
+    assert_eq!(
+        s.get("//.well-known/openid-configuration").await.status(),
+        StatusCode::OK
+    );
+    s.stop().await;
+}
+
+async fn kids_served(s: &Running) -> Vec<String> {
+    let jwks: Value = s.get("/openid/v1/jwks").await.json().await.unwrap();
+    jwks["keys"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|k| k["kid"].as_str().unwrap().to_string())
+        .collect()
+}
+
+async fn wait_for_kids(s: &Running, expected: &[String]) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let kids = kids_served(s).await;
+        if kids == expected {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "served {kids:?}, expected {expected:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+#[tokio::test]
+async fn key_changes_are_served_without_restart_and_bad_files_keep_the_last_good_set() {
+    let dir = tempfile::tempdir().unwrap();
+    // The kubelet's layout for a mounted Secret: keys.pem -> ..data/keys.pem, ..data -> a timestamped dir.
+    let v1 = dir.path().join("..v1");
+    std::fs::create_dir(&v1).unwrap();
+    std::fs::copy(fixture("rsa2048.pub"), v1.join("keys.pem")).unwrap();
+    std::os::unix::fs::symlink("..v1", dir.path().join("..data")).unwrap();
+    std::os::unix::fs::symlink("..data/keys.pem", dir.path().join("keys.pem")).unwrap();
+    let keys_file = dir.path().join("keys.pem");
+    let other = dir.path().join("other.pem");
+    std::fs::copy(fixture("p256.pub"), &other).unwrap();
+    let root = dir.path().to_path_buf();
+    let s = start("", vec![keys_file, other.clone()], dir).await;
+    let (rsa, p256, p384) = (
+        kid_of("rsa2048.pub"),
+        kid_of("p256.pub"),
+        kid_of("p384.pub"),
+    );
+    assert_eq!(kids_served(&s).await, [rsa.clone(), p256.clone()]);
+    let etag_before = header(&s.get("/openid/v1/jwks").await, "etag").to_string();
+
+    // Rotation: a new key added next to the old one, by a symlink swap.
+    let v2 = root.join("..v2");
+    std::fs::create_dir(&v2).unwrap();
+    let mut pem = std::fs::read(fixture("rsa2048.pub")).unwrap();
+    pem.extend(std::fs::read(fixture("p384.crt")).unwrap());
+    std::fs::write(v2.join("keys.pem"), pem).unwrap();
+    std::os::unix::fs::symlink("..v2", root.join("..data.tmp")).unwrap();
+    std::fs::rename(root.join("..data.tmp"), root.join("..data")).unwrap();
+    wait_for_kids(&s, &[rsa.clone(), p384.clone(), p256.clone()]).await;
+    let r = s.get("/openid/v1/jwks").await;
+    assert_ne!(
+        header(&r, "etag"),
+        etag_before,
+        "a new JWKS gets a new ETag"
+    );
+    let discovery: Value = s
+        .get("/.well-known/openid-configuration")
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(
+        discovery["id_token_signing_alg_values_supported"],
+        serde_json::json!(["ES256", "ES384", "RS256"])
+    );
+
+    // A broken file is an error: the last good set stays.
+    std::fs::write(&other, "garbage").unwrap();
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(
+        kids_served(&s).await,
+        [rsa.clone(), p384.clone(), p256.clone()]
+    );
+    let metrics = reqwest::get(format!("{}/metrics", s.admin))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        metrics.contains(r#"irsa_issuer_reload_errors_total{source="key_files"} 1"#),
+        "{metrics}"
+    );
+
+    // Fixed again: picked up.
+    std::fs::copy(fixture("p521.pub"), &other).unwrap();
+    wait_for_kids(&s, &[rsa, p384, kid_of("p521.pub")]).await;
+    s.stop().await;
+}
+
+#[tokio::test]
+async fn a_token_verifies_against_the_served_jwks() {
+    use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation, jwk::JwkSet};
+    let s = start(
+        "/cluster",
+        vec![fixture("rsa3072.key"), fixture("p256.sec1.key")],
+        tempfile::tempdir().unwrap(),
+    )
+    .await;
+    let issuer = format!("{}/cluster", s.base);
+    let discovery: Value = s
+        .get("/cluster/.well-known/openid-configuration")
+        .await
+        .json()
+        .await
+        .unwrap();
+    let jwks_path = discovery["jwks_uri"]
+        .as_str()
+        .unwrap()
+        .strip_prefix(&s.base)
+        .unwrap()
+        .to_string();
+    let set: JwkSet = s.get(&jwks_path).await.json().await.unwrap();
+    let claims = serde_json::json!({"iss": issuer, "sub": "system:serviceaccount:ns:sa", "aud": ["sts.amazonaws.com"], "exp": 4_000_000_000u64});
+    for (file, alg) in [
+        ("rsa3072.key", Algorithm::RS256),
+        ("p256.key", Algorithm::ES256),
+    ] {
+        let pem = std::fs::read(fixture(file)).unwrap();
+        let key = match alg {
+            Algorithm::RS256 => EncodingKey::from_rsa_pem(&pem),
+            _ => EncodingKey::from_ec_pem(&pem),
+        }
+        .unwrap();
+        let kid = kid_of(file);
+        let token = jsonwebtoken::encode(
+            &Header {
+                kid: Some(kid.clone()),
+                ..Header::new(alg)
+            },
+            &claims,
+            &key,
+        )
+        .unwrap();
+        let mut v = Validation::new(alg);
+        v.set_audience(&["sts.amazonaws.com"]);
+        v.set_issuer(&[&issuer]);
+        let jwk = set.find(&kid).unwrap();
+        jsonwebtoken::decode::<Value>(&token, &DecodingKey::from_jwk(jwk).unwrap(), &v).unwrap();
+    }
+    s.stop().await;
+}
+
+#[tokio::test]
+async fn refuses_to_start_on_bad_input() {
+    let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
+    let base = |issuer: &str, files: Vec<PathBuf>, plain: bool| ServeArgs {
+        issuer_url: issuer.to_string(),
+        public_key_files: files,
+        from_apiserver: false,
+        kubeconfig: None,
+        jwks_uri: None,
+        tls_cert_file: None,
+        tls_key_file: None,
+        plain_http: plain,
+        listen: "127.0.0.1:0".parse().unwrap(),
+        admin_listen: "127.0.0.1:0".parse().unwrap(),
+        max_age: 3600,
+        reload_interval: None,
+        drain_timeout: Duration::from_secs(1),
+    };
+    let run = |args: ServeArgs| async move {
+        let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let a = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        run_server(
+            args,
+            l,
+            a,
+            Shutdown::new(Duration::from_secs(1)),
+            Readiness::new(),
+        )
+        .await
+        .unwrap_err()
+        .to_string()
+    };
+    let key = || vec![fixture("rsa2048.pub")];
+    assert!(
+        run(base("http://127.0.0.1/x", key(), false))
+            .await
+            .contains("https://")
+    );
+    assert!(
+        run(base("https://h/x?y", key(), true))
+            .await
+            .contains("query")
+    );
+    assert!(
+        run(base("https://h/x#y", key(), true))
+            .await
+            .contains("fragment")
+    );
+    assert!(
+        run(base("https://h/x", key(), false))
+            .await
+            .contains("--tls-cert-file")
+    );
+    assert!(
+        run(base("https://h/x", vec![fixture("missing.pem")], true))
+            .await
+            .contains("missing.pem")
+    );
+    assert!(
+        run(base("https://h/x", vec![fixture("rsa1024.pub")], true))
+            .await
+            .contains("1024")
+    );
+}
+
+#[tokio::test]
+async fn plain_http_for_tests() {
+    let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let admin = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    let args = ServeArgs {
+        issuer_url: base.clone(),
+        public_key_files: vec![fixture("p256.pub")],
+        from_apiserver: false,
+        kubeconfig: None,
+        jwks_uri: Some("https://cdn.example/keys/jwks.json".into()),
+        tls_cert_file: None,
+        tls_key_file: None,
+        plain_http: true,
+        listen: listener.local_addr().unwrap(),
+        admin_listen: admin.local_addr().unwrap(),
+        max_age: 60,
+        reload_interval: None,
+        drain_timeout: Duration::from_secs(1),
+    };
+    let shutdown = Shutdown::new(Duration::from_secs(1));
+    let task = tokio::spawn(run_server(
+        args,
+        listener,
+        admin,
+        shutdown.clone(),
+        Readiness::new(),
+    ));
+    let discovery = reqwest::get(format!("{base}/.well-known/openid-configuration"))
+        .await
+        .unwrap();
+    assert_eq!(header(&discovery, "cache-control"), "public, max-age=60");
+    let discovery: Value = discovery.json().await.unwrap();
+    assert_eq!(discovery["jwks_uri"], "https://cdn.example/keys/jwks.json");
+    // The JWKS is answered on the jwks_uri's path, for a CDN that forwards it.
+    let r = reqwest::get(format!("{base}/keys/jwks.json"))
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    assert_eq!(
+        reqwest::get(format!("{base}/openid/v1/jwks"))
+            .await
+            .unwrap()
+            .status(),
+        StatusCode::NOT_FOUND
+    );
+    shutdown.trigger();
+    task.await.unwrap().unwrap();
+}
