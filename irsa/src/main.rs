@@ -1,0 +1,98 @@
+//! `irsa`: IAM roles for Kubernetes service accounts, for any cluster.
+//!
+//! Thin on purpose: parse the command line, install the TLS provider, set up logging, call a library.
+
+use std::io::Write;
+
+use clap::{Parser, Subcommand};
+use irsa_serve::logging::LogArgs;
+
+/// IAM roles for Kubernetes service accounts, for any cluster.
+///
+/// Pods whose ServiceAccount carries `eks.amazonaws.com/role-arn` get AWS_ROLE_ARN, AWS_WEB_IDENTITY_TOKEN_FILE
+/// and a projected service-account token, so every AWS SDK obtains credentials from
+/// sts:AssumeRoleWithWebIdentity; the issuer publishes the keys STS verifies those tokens with.
+#[derive(Parser)]
+#[command(name = "irsa", version, propagate_version = true, max_term_width = 110)]
+struct Cli {
+    #[command(flatten)]
+    log: LogArgs,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// The mutating admission webhook that injects web-identity credentials into pods.
+    #[command(subcommand)]
+    Webhook(WebhookCommand),
+    /// The OIDC issuer: the discovery document and JWKS that STS fetches to verify service-account tokens.
+    #[command(subcommand)]
+    Issuer(IssuerCommand),
+    /// Register the cluster's issuer as an IAM OIDC identity provider (idempotent; prints its plan).
+    AssociateOidcProvider(irsa_iam::cli::AssociateArgs),
+    /// Create (or reconcile) an IAM role that only one service account can assume.
+    CreateRole(irsa_iam::cli::CreateRoleArgs),
+}
+
+#[derive(Subcommand)]
+enum WebhookCommand {
+    /// Serve the admission webhook over HTTPS (POST /mutate), with an admin port for probes and metrics.
+    Serve(Box<irsa_webhook::serve::ServeArgs>),
+    /// Show what the webhook would do to a pod, offline: prints the JSON Patch, the mutated pod or the review.
+    Mutate(irsa_webhook::offline::MutateArgs),
+}
+
+#[derive(Subcommand)]
+enum IssuerCommand {
+    /// Serve the discovery document and JWKS over HTTPS (or plain HTTP behind an ingress).
+    Serve(Box<irsa_issuer::cli::ServeArgs>),
+    /// Write the discovery document and JWKS for static hosting: to a directory or an S3 bucket.
+    Publish(irsa_issuer::cli::PublishArgs),
+    /// Print the JWKS of the given public keys.
+    Jwks(irsa_issuer::cli::JwksArgs),
+}
+
+#[tokio::main]
+async fn main() -> std::process::ExitCode {
+    let cli = Cli::parse();
+    // One provider for every TLS user in the process (servers, kube, the AWS SDK).
+    let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
+    if let Err(err) = cli.log.init() {
+        eprintln!("error: invalid --log-level: {err}");
+        return std::process::ExitCode::from(2);
+    }
+    match run(cli.command).await {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(err) => {
+            eprintln!("error: {err:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(command: Command) -> anyhow::Result<()> {
+    let mut stdout = std::io::stdout().lock();
+    match command {
+        Command::Webhook(WebhookCommand::Serve(args)) => irsa_webhook::serve::serve(*args).await,
+        Command::Webhook(WebhookCommand::Mutate(args)) => {
+            irsa_webhook::offline::run_mutate(args, std::io::stdin().lock(), &mut stdout)
+        }
+        Command::Issuer(IssuerCommand::Serve(args)) => irsa_issuer::cli::serve(*args).await,
+        Command::Issuer(IssuerCommand::Publish(args)) => {
+            let mut out = std::io::stdout();
+            irsa_issuer::cli::publish(args, &mut out).await
+        }
+        Command::Issuer(IssuerCommand::Jwks(args)) => irsa_issuer::cli::jwks(args, &mut stdout),
+        Command::AssociateOidcProvider(args) => {
+            let mut out = std::io::stdout();
+            irsa_iam::cli::associate(args, &mut out).await
+        }
+        Command::CreateRole(args) => {
+            let mut out = std::io::stdout();
+            irsa_iam::cli::create_role(args, &mut out).await
+        }
+    }?;
+    stdout.flush()?;
+    Ok(())
+}

@@ -1,0 +1,212 @@
+//! `irsa webhook serve`: the admission server, its watches, and its admin port.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context as _;
+use irsa_serve::tls::TlsFiles;
+use irsa_serve::{Readiness, Shutdown};
+use prometheus_client::registry::Registry;
+
+use crate::cache::Index;
+use crate::config::InjectionArgs;
+use crate::lookup::{LookupLimits, Resolver};
+use crate::metrics::Metrics;
+use crate::server::{AdmissionState, OnForbiddenRole, OnLookupFailure, router};
+
+/// Flags of `irsa webhook serve`.
+#[derive(Clone, Debug, clap::Args)]
+pub struct ServeArgs {
+    /// PEM certificate chain served to the apiserver; re-read when it changes (Secret updates included).
+    #[arg(long, env = "IRSA_TLS_CERT_FILE", value_name = "FILE")]
+    pub tls_cert_file: PathBuf,
+
+    /// PEM private key of the serving certificate.
+    #[arg(long, env = "IRSA_TLS_KEY_FILE", value_name = "FILE")]
+    pub tls_key_file: PathBuf,
+
+    /// Address of the HTTPS admission endpoint (`POST /mutate`).
+    #[arg(long, env = "IRSA_LISTEN", default_value = "0.0.0.0:9443")]
+    pub listen: SocketAddr,
+
+    /// Address of the plain-HTTP admin endpoint (`/livez`, `/readyz`, `/metrics`).
+    #[arg(long, env = "IRSA_ADMIN_LISTEN", default_value = "0.0.0.0:9090")]
+    pub admin_listen: SocketAddr,
+
+    /// Kubeconfig file; by default the in-cluster configuration, then `$KUBECONFIG` / `~/.kube/config`.
+    #[arg(long, env = "IRSA_KUBECONFIG", value_name = "FILE")]
+    pub kubeconfig: Option<PathBuf>,
+
+    #[command(flatten)]
+    #[allow(missing_docs)]
+    pub injection: InjectionArgs,
+
+    /// When a pod's ServiceAccount or Namespace cannot be looked up: `admit` it without credentials (with a
+    /// warning and a metric) or `deny` it (its controller retries).
+    #[arg(long, env = "IRSA_ON_LOOKUP_FAILURE", value_enum, default_value_t = OnLookupFailure::Admit)]
+    pub on_lookup_failure: OnLookupFailure,
+
+    /// When a namespace's `iam.amazonaws.com/permitted` does not allow the role: `admit` the pod without
+    /// credentials (with a warning) or `deny` it.
+    #[arg(long, env = "IRSA_ON_FORBIDDEN_ROLE", value_enum, default_value_t = OnForbiddenRole::Admit)]
+    pub on_forbidden_role: OnForbiddenRole,
+
+    /// How long a direct ServiceAccount or Namespace GET (made when the watch is behind) may take.
+    #[arg(long, env = "IRSA_LOOKUP_TIMEOUT", value_parser = parse_duration, default_value = "1s")]
+    pub lookup_timeout: Duration,
+
+    /// Largest AdmissionReview accepted, in bytes; larger bodies get 413.
+    #[arg(long, env = "IRSA_MAX_BODY_BYTES", default_value_t = 4 * 1024 * 1024)]
+    pub max_body_bytes: usize,
+
+    /// How long a SIGTERM waits for in-flight admissions before exiting.
+    #[arg(long, env = "IRSA_DRAIN_TIMEOUT", value_parser = parse_duration, default_value = "15s")]
+    pub drain_timeout: Duration,
+}
+
+/// Runs the webhook until SIGTERM.
+pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
+    let config = args.injection.clone().into_config()?;
+    // Fail before listening when the certificate is unusable: a crash-looping pod says more than a TLS error.
+    let tls = TlsFiles {
+        cert: args.tls_cert_file.clone(),
+        key: args.tls_key_file.clone(),
+    };
+    irsa_serve::tls::load(&tls)?;
+    let client = kube_client(args.kubeconfig.as_deref()).await?;
+
+    let mut registry = Registry::default();
+    let metrics = Metrics::register(&mut registry);
+    let index = Arc::new(Index::new());
+    let readiness = Readiness::new();
+    let shutdown = Shutdown::on_signals(args.drain_timeout, readiness.clone());
+
+    let (accounts_synced, accounts_ready) = tokio::sync::oneshot::channel();
+    let (namespaces_synced, namespaces_ready) = tokio::sync::oneshot::channel();
+    tokio::spawn(crate::watcher::watch_service_accounts(
+        client.clone(),
+        index.clone(),
+        config.annotation_prefix.clone(),
+        metrics.clone(),
+        accounts_synced,
+    ));
+    tokio::spawn(crate::watcher::watch_namespaces(
+        client.clone(),
+        index.clone(),
+        metrics.clone(),
+        namespaces_synced,
+    ));
+    {
+        // Ready only once both initial lists are applied: before that every pod would be a cache miss.
+        let readiness = readiness.clone();
+        tokio::spawn(async move {
+            if accounts_ready.await.is_ok() && namespaces_ready.await.is_ok() {
+                tracing::info!("ServiceAccount and Namespace caches synced: ready");
+                readiness.set(true);
+            }
+        });
+    }
+
+    let limits = LookupLimits {
+        timeout: args.lookup_timeout,
+        ..LookupLimits::default()
+    };
+    let resolver = Resolver::new(
+        index,
+        client,
+        config.annotation_prefix.clone(),
+        limits,
+        metrics.clone(),
+    );
+    let state = Arc::new(AdmissionState {
+        config,
+        resolver,
+        on_lookup_failure: args.on_lookup_failure,
+        on_forbidden_role: args.on_forbidden_role,
+        metrics,
+    });
+
+    let listener = bind(args.listen).await?;
+    let admin_listener = bind(args.admin_listen).await?;
+    tracing::info!(listen = %args.listen, admin = %args.admin_listen, "irsa webhook serving");
+    let admin = irsa_serve::serve(
+        admin_listener,
+        irsa_serve::admin::router(Arc::new(registry), readiness),
+        None,
+        shutdown.clone(),
+    );
+    let webhook = irsa_serve::serve(
+        listener,
+        router(state, args.max_body_bytes),
+        Some(tls),
+        shutdown,
+    );
+    let (webhook, admin) = tokio::join!(webhook, admin);
+    webhook?;
+    admin?;
+    tracing::info!("drained; exiting");
+    Ok(())
+}
+
+async fn bind(addr: SocketAddr) -> anyhow::Result<tokio::net::TcpListener> {
+    tokio::net::TcpListener::bind(addr)
+        .await
+        .with_context(|| format!("cannot listen on {addr}"))
+}
+
+/// A Kubernetes client from `--kubeconfig`, else the in-cluster or default kubeconfig.
+pub async fn kube_client(kubeconfig: Option<&std::path::Path>) -> anyhow::Result<kube::Client> {
+    let config = match kubeconfig {
+        Some(path) => {
+            let kubeconfig = kube::config::Kubeconfig::read_from(path)
+                .with_context(|| format!("cannot read kubeconfig {}", path.display()))?;
+            kube::Config::from_custom_kubeconfig(
+                kubeconfig,
+                &kube::config::KubeConfigOptions::default(),
+            )
+            .await
+            .with_context(|| format!("invalid kubeconfig {}", path.display()))?
+        }
+        None => kube::Config::infer().await.context(
+            "no Kubernetes configuration: not in a cluster, and no kubeconfig (use --kubeconfig)",
+        )?,
+    };
+    kube::Client::try_from(config).context("cannot build a Kubernetes client")
+}
+
+/// Parses `1500ms`, `2s`, `1m` or a bare number of seconds.
+pub fn parse_duration(text: &str) -> Result<Duration, String> {
+    let text = text.trim();
+    let (number, unit) = match text.find(|c: char| !(c.is_ascii_digit() || c == '.')) {
+        Some(at) => text.split_at(at),
+        None => (text, "s"),
+    };
+    let value: f64 = number
+        .parse()
+        .map_err(|_| format!("invalid duration {text:?}: expected e.g. 500ms, 2s, 1m"))?;
+    let seconds = match unit {
+        "ms" => value / 1000.0,
+        "s" => value,
+        "m" => value * 60.0,
+        _ => return Err(format!("invalid duration unit in {text:?}: use ms, s or m")),
+    };
+    Duration::try_from_secs_f64(seconds).map_err(|err| format!("invalid duration {text:?}: {err}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations_parse() {
+        assert_eq!(parse_duration("500ms"), Ok(Duration::from_millis(500)));
+        assert_eq!(parse_duration("2s"), Ok(Duration::from_secs(2)));
+        assert_eq!(parse_duration("3"), Ok(Duration::from_secs(3)));
+        assert_eq!(parse_duration("1m"), Ok(Duration::from_secs(60)));
+        assert!(parse_duration("abc").is_err());
+        assert!(parse_duration("5h").is_err());
+        assert!(parse_duration("-1s").is_err());
+    }
+}

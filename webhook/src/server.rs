@@ -1,0 +1,172 @@
+//! The admission endpoint: `POST /mutate` with an `admission.k8s.io/v1` AdmissionReview.
+//!
+//! The handler decodes the review, looks up the pod's ServiceAccount (and, for annotated ones, its
+//! Namespace's role restriction) through the [`Resolver`], runs the pure [`mutate`], and encodes the answer.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::{DefaultBodyLimit, State};
+use axum::http::{StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::post;
+
+use crate::cache::AccountEntry;
+use crate::config::InjectionConfig;
+use crate::lookup::{LookupError, Resolver};
+use crate::metrics::{Metrics, outcome};
+use crate::mutate::mutate;
+use crate::review::{self, AdmissionRequestView, Decision};
+
+/// What to do with a pod when its ServiceAccount or Namespace cannot be looked up.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, clap::ValueEnum)]
+pub enum OnLookupFailure {
+    /// Admit the pod without credentials, with a warning the client sees and a metric.
+    #[default]
+    Admit,
+    /// Refuse the pod; the client (a ReplicaSet controller, say) retries.
+    Deny,
+}
+
+/// What to do with a pod whose role its namespace's `iam.amazonaws.com/permitted` does not allow.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, clap::ValueEnum)]
+pub enum OnForbiddenRole {
+    /// Admit the pod without credentials, with a warning.
+    #[default]
+    Admit,
+    /// Refuse the pod.
+    Deny,
+}
+
+/// Everything the admission handler needs.
+pub struct AdmissionState {
+    /// How pods are injected.
+    pub config: InjectionConfig,
+    /// ServiceAccount and Namespace lookups.
+    pub resolver: Resolver,
+    /// `--on-lookup-failure`.
+    pub on_lookup_failure: OnLookupFailure,
+    /// `--on-forbidden-role`.
+    pub on_forbidden_role: OnForbiddenRole,
+    /// Where admissions are counted.
+    pub metrics: Metrics,
+}
+
+/// The webhook's router: `POST /mutate`, bodies over `max_body_bytes` refused with 413.
+pub fn router(state: Arc<AdmissionState>, max_body_bytes: usize) -> Router {
+    Router::new()
+        .route("/mutate", post(admit))
+        .layer(DefaultBodyLimit::max(max_body_bytes))
+        .with_state(state)
+}
+
+async fn admit(State(state): State<Arc<AdmissionState>>, body: Bytes) -> Response {
+    let started = Instant::now();
+    let response = match review::decode(&body) {
+        Ok(request) => {
+            let (decision, outcome) = decide(&state, &request).await;
+            log_admission(&request, outcome);
+            state.metrics.admission(outcome);
+            json(review::response(&request.uid, &decision))
+        }
+        Err(err) => {
+            // Not an admission the apiserver sent: answer 400 so the failure shows in its logs and metrics.
+            tracing::warn!(error = %err, reason = err.as_str(), "invalid AdmissionReview");
+            state.metrics.admission(outcome::INVALID_REQUEST);
+            (StatusCode::BAD_REQUEST, format!("{err}\n")).into_response()
+        }
+    };
+    state
+        .metrics
+        .admission_duration
+        .observe(started.elapsed().as_secs_f64());
+    response
+}
+
+/// Decides one decoded request; returns the decision and the outcome label.
+async fn decide(
+    state: &AdmissionState,
+    request: &AdmissionRequestView,
+) -> (Decision, &'static str) {
+    let Some(pod) = request.pod.as_ref().filter(|_| request.is_pod_create()) else {
+        return (Decision::allow(), outcome::IGNORED);
+    };
+    let namespace = request.namespace.as_str();
+    let account_name = request.service_account_name();
+    let account = match state
+        .resolver
+        .service_account(namespace, account_name)
+        .await
+    {
+        Ok(account) => account,
+        Err(err) => {
+            return lookup_failed(
+                state,
+                request,
+                &format!("ServiceAccount {namespace}/{account_name}"),
+                &err,
+            );
+        }
+    };
+    let restriction = match &account {
+        AccountEntry::Unannotated => None,
+        // Only annotated accounts need the namespace: unannotated pods are the common case and stay one lookup.
+        AccountEntry::Annotated(_) => match state.resolver.namespace(namespace).await {
+            Ok(restriction) => restriction,
+            Err(err) => {
+                return lookup_failed(state, request, &format!("Namespace {namespace}"), &err);
+            }
+        },
+    };
+    let mutation = mutate(pod, account.view(), restriction.as_deref(), &state.config);
+    for warning in &mutation.warnings {
+        state.metrics.warning(warning.reason.as_str());
+    }
+    let outcome = mutation.outcome.as_str();
+    (
+        Decision::from_mutation(mutation, state.on_forbidden_role == OnForbiddenRole::Deny),
+        outcome,
+    )
+}
+
+fn lookup_failed(
+    state: &AdmissionState,
+    request: &AdmissionRequestView,
+    what: &str,
+    err: &LookupError,
+) -> (Decision, &'static str) {
+    state.metrics.warning("lookup-failed");
+    tracing::warn!(namespace = %request.namespace, pod = %request.pod_name(), %err, "{what} lookup failed");
+    let decision = match state.on_lookup_failure {
+        OnLookupFailure::Admit => Decision::Allow {
+            patch: json_patch::Patch(Vec::new()),
+            warnings: vec![format!(
+                "irsa: could not look up {what} ({err}); the pod was admitted WITHOUT AWS web-identity credentials"
+            )],
+        },
+        OnLookupFailure::Deny => Decision::Deny {
+            message: format!(
+                "irsa: could not look up {what} ({err}); retry, or check the irsa webhook's logs"
+            ),
+            warnings: Vec::new(),
+        },
+    };
+    (decision, outcome::ERROR)
+}
+
+fn log_admission(request: &AdmissionRequestView, outcome: &'static str) {
+    tracing::debug!(
+        namespace = %request.namespace,
+        pod = %request.pod_name(),
+        service_account = %request.service_account_name(),
+        operation = %request.operation,
+        outcome,
+        "admission"
+    );
+}
+
+fn json(body: Vec<u8>) -> Response {
+    ([(header::CONTENT_TYPE, "application/json")], body).into_response()
+}
