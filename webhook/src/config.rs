@@ -1,0 +1,361 @@
+//! What the mutation injects, and the command-line flags that set it.
+//!
+//! [`InjectionConfig`] is the validated form the pure mutation reads; [`InjectionArgs`] is the clap group
+//! shared by `irsa webhook serve` and `irsa webhook mutate`, so both spell every flag the same way.
+
+use regex::Regex;
+
+/// Default annotation prefix: the one EKS uses, so manifests written for EKS work unchanged.
+pub const DEFAULT_ANNOTATION_PREFIX: &str = "eks.amazonaws.com";
+/// Default audience of the projected token.
+pub const DEFAULT_TOKEN_AUDIENCE: &str = "sts.amazonaws.com";
+/// Default lifetime of the projected token, in seconds.
+pub const DEFAULT_TOKEN_EXPIRATION: i64 = MAX_TOKEN_EXPIRATION;
+/// Shortest token lifetime accepted, in seconds (kube-apiserver refuses less than ten minutes).
+pub const MIN_TOKEN_EXPIRATION: i64 = 600;
+/// Longest token lifetime accepted, in seconds (one day, as in the reference webhook).
+pub const MAX_TOKEN_EXPIRATION: i64 = 86_400;
+/// Default directory where the token volume is mounted in each container.
+pub const DEFAULT_TOKEN_MOUNT_PATH: &str = "/var/run/secrets/eks.amazonaws.com/serviceaccount";
+/// Default role ARN pattern: an AWS IAM role ARN in any partition,
+/// `arn:<partition>:iam::<12 digits>:role/<optional path/><name>`.
+pub const DEFAULT_ROLE_ARN_PATTERN: &str =
+    r"^arn:aws(?:-[a-z]+)*:iam::[0-9]{12}:role/(?:[\x21-\x7E]+/)?[A-Za-z0-9_+=,.@-]{1,64}$";
+
+/// The validated injection settings read by [`crate::mutate::mutate`].
+#[derive(Debug, Clone)]
+pub struct InjectionConfig {
+    /// Annotation and label prefix (`P` in the specification), `eks.amazonaws.com` by default.
+    pub annotation_prefix: String,
+    /// Token audience when the service account does not name one.
+    pub token_audience: String,
+    /// Token lifetime in seconds when neither the pod nor the service account sets one.
+    pub token_expiration: i64,
+    /// Directory where the token volume is mounted; the token file is `<this>/token`.
+    pub token_mount_path: String,
+    /// When set, `AWS_REGION` and `AWS_DEFAULT_REGION` are injected with this value.
+    pub aws_default_region: Option<String>,
+    /// Inject `AWS_STS_REGIONAL_ENDPOINTS=regional` unless the service account says otherwise.
+    pub sts_regional_endpoint: bool,
+    /// Role ARNs accepted from the service account annotation; always anchored at both ends.
+    pub role_arn_pattern: Regex,
+}
+
+impl Default for InjectionConfig {
+    fn default() -> Self {
+        Self {
+            annotation_prefix: DEFAULT_ANNOTATION_PREFIX.to_owned(),
+            token_audience: DEFAULT_TOKEN_AUDIENCE.to_owned(),
+            token_expiration: DEFAULT_TOKEN_EXPIRATION,
+            token_mount_path: DEFAULT_TOKEN_MOUNT_PATH.to_owned(),
+            aws_default_region: None,
+            sts_regional_endpoint: false,
+            role_arn_pattern: compile_role_arn_pattern(DEFAULT_ROLE_ARN_PATTERN)
+                .expect("the default role ARN pattern is a valid regex"),
+        }
+    }
+}
+
+/// A flag value that cannot be used.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ConfigError {
+    /// `--role-arn-pattern` is not a valid regular expression.
+    #[error("--role-arn-pattern {pattern:?} is not a valid regular expression: {reason}")]
+    InvalidRoleArnPattern {
+        /// The pattern as given.
+        pattern: String,
+        /// Why the regex crate refused it, in one line.
+        reason: String,
+    },
+    /// `--token-expiration` is outside what kube-apiserver accepts.
+    #[error(
+        "--token-expiration {0} is out of range: it must be between {MIN_TOKEN_EXPIRATION} and {MAX_TOKEN_EXPIRATION} seconds"
+    )]
+    TokenExpirationOutOfRange(i64),
+    /// `--annotation-prefix` is empty or contains a `/`.
+    #[error("--annotation-prefix {0:?} must be a non-empty DNS subdomain without '/'")]
+    InvalidAnnotationPrefix(String),
+    /// `--token-audience` is empty.
+    #[error("--token-audience must not be empty")]
+    EmptyTokenAudience,
+    /// `--token-mount-path` is not an absolute path.
+    #[error("--token-mount-path {0:?} must be an absolute path")]
+    InvalidTokenMountPath(String),
+    /// `--aws-default-region` is empty.
+    #[error("--aws-default-region must not be empty when given")]
+    EmptyRegion,
+}
+
+/// Compiles a role ARN pattern so that it must match the whole ARN, whatever anchors the user wrote.
+pub fn compile_role_arn_pattern(pattern: &str) -> Result<Regex, ConfigError> {
+    full_match_regex(pattern).map_err(|reason| ConfigError::InvalidRoleArnPattern {
+        pattern: pattern.to_owned(),
+        reason,
+    })
+}
+
+/// Compiles `pattern` to match whole strings only; the error is one line about the pattern as written.
+pub(crate) fn full_match_regex(pattern: &str) -> Result<Regex, String> {
+    // Compiling the pattern alone first makes the error describe what the user wrote, not our wrapper.
+    // Wrapping in a group makes `a|b` mean `^(?:a|b)$`, not `^a|b$`; redundant anchors are harmless.
+    Regex::new(pattern)
+        .and_then(|_| Regex::new(&format!("^(?:{pattern})$")))
+        .map_err(|err| regex_error_summary(&err))
+}
+
+/// The last line of a regex error: the syntax error display spans several lines (pattern, caret, reason),
+/// which neither an admission warning nor a one-line CLI error can carry.
+fn regex_error_summary(err: &regex::Error) -> String {
+    let text = err.to_string();
+    let last = text
+        .lines()
+        .rev()
+        .find(|line| !line.trim().is_empty())
+        .unwrap_or("invalid regex");
+    last.trim().trim_start_matches("error: ").to_owned()
+}
+
+/// The injection flags, shared by `irsa webhook serve` and `irsa webhook mutate`.
+#[derive(Debug, Clone, clap::Args)]
+pub struct InjectionArgs {
+    /// Prefix of the annotations and of the skip label read on pods and service accounts
+    /// (`<prefix>/role-arn`, `<prefix>/skip-pod-identity-webhook`, ...).
+    #[arg(long, env = "IRSA_ANNOTATION_PREFIX", default_value = DEFAULT_ANNOTATION_PREFIX, value_name = "PREFIX")]
+    pub annotation_prefix: String,
+
+    /// Audience of the projected service account token, unless the service account's `<prefix>/audience`
+    /// annotation names another.
+    #[arg(long, env = "IRSA_TOKEN_AUDIENCE", default_value = DEFAULT_TOKEN_AUDIENCE, value_name = "AUDIENCE")]
+    pub token_audience: String,
+
+    /// Token lifetime in seconds (600 to 86400), unless the pod or the service account sets
+    /// `<prefix>/token-expiration`.
+    #[arg(long, env = "IRSA_TOKEN_EXPIRATION", default_value_t = DEFAULT_TOKEN_EXPIRATION, value_name = "SECONDS")]
+    pub token_expiration: i64,
+
+    /// Directory where the token volume is mounted in each container; `AWS_WEB_IDENTITY_TOKEN_FILE` points
+    /// at `<dir>/token`.
+    #[arg(long, env = "IRSA_TOKEN_MOUNT_PATH", default_value = DEFAULT_TOKEN_MOUNT_PATH, value_name = "DIR")]
+    pub token_mount_path: String,
+
+    /// Region injected as `AWS_REGION` and `AWS_DEFAULT_REGION` into containers that set neither.
+    #[arg(long, env = "IRSA_AWS_DEFAULT_REGION", value_name = "REGION")]
+    pub aws_default_region: Option<String>,
+
+    /// Inject `AWS_STS_REGIONAL_ENDPOINTS=regional` (true or false), unless the service account's
+    /// `<prefix>/sts-regional-endpoints` annotation says otherwise.
+    #[arg(
+        long,
+        env = "IRSA_STS_REGIONAL_ENDPOINT",
+        default_value_t = false,
+        action = clap::ArgAction::Set,
+        value_name = "BOOL"
+    )]
+    pub sts_regional_endpoint: bool,
+
+    /// Regular expression a role ARN must match in full to be injected; the default accepts AWS IAM role
+    /// ARNs. Widen it for STS-compatible services such as MinIO (`arn:minio:iam:<region>::role/<id>`).
+    #[arg(long, env = "IRSA_ROLE_ARN_PATTERN", default_value = DEFAULT_ROLE_ARN_PATTERN, value_name = "REGEX")]
+    pub role_arn_pattern: String,
+}
+
+impl Default for InjectionArgs {
+    fn default() -> Self {
+        Self {
+            annotation_prefix: DEFAULT_ANNOTATION_PREFIX.to_owned(),
+            token_audience: DEFAULT_TOKEN_AUDIENCE.to_owned(),
+            token_expiration: DEFAULT_TOKEN_EXPIRATION,
+            token_mount_path: DEFAULT_TOKEN_MOUNT_PATH.to_owned(),
+            aws_default_region: None,
+            sts_regional_endpoint: false,
+            role_arn_pattern: DEFAULT_ROLE_ARN_PATTERN.to_owned(),
+        }
+    }
+}
+
+impl InjectionArgs {
+    /// Validates the flags into the configuration the mutation reads.
+    pub fn into_config(self) -> Result<InjectionConfig, ConfigError> {
+        let prefix = self.annotation_prefix.trim();
+        if prefix.is_empty() || prefix.contains('/') {
+            return Err(ConfigError::InvalidAnnotationPrefix(self.annotation_prefix));
+        }
+        let audience = self.token_audience.trim();
+        if audience.is_empty() {
+            return Err(ConfigError::EmptyTokenAudience);
+        }
+        if !(MIN_TOKEN_EXPIRATION..=MAX_TOKEN_EXPIRATION).contains(&self.token_expiration) {
+            return Err(ConfigError::TokenExpirationOutOfRange(
+                self.token_expiration,
+            ));
+        }
+        // A trailing slash would produce `dir//token`; the root alone would produce a mount on `/`.
+        let mount_path = self.token_mount_path.trim().trim_end_matches('/');
+        if !mount_path.starts_with('/') {
+            return Err(ConfigError::InvalidTokenMountPath(self.token_mount_path));
+        }
+        let aws_default_region = match self.aws_default_region.as_deref().map(str::trim) {
+            None => None,
+            Some("") => return Err(ConfigError::EmptyRegion),
+            Some(region) => Some(region.to_owned()),
+        };
+        Ok(InjectionConfig {
+            annotation_prefix: prefix.to_owned(),
+            token_audience: audience.to_owned(),
+            token_expiration: self.token_expiration,
+            token_mount_path: mount_path.to_owned(),
+            aws_default_region,
+            sts_regional_endpoint: self.sts_regional_endpoint,
+            role_arn_pattern: compile_role_arn_pattern(&self.role_arn_pattern)?,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser;
+
+    #[derive(Parser)]
+    struct Cli {
+        #[command(flatten)]
+        injection: InjectionArgs,
+    }
+
+    fn parse(args: &[&str]) -> Result<InjectionConfig, ConfigError> {
+        let cli = Cli::try_parse_from(std::iter::once("irsa").chain(args.iter().copied()))
+            .expect("arguments parse");
+        cli.injection.into_config()
+    }
+
+    #[test]
+    fn defaults_match_the_reference() {
+        let cfg = parse(&[]).unwrap();
+        assert_eq!(cfg.annotation_prefix, "eks.amazonaws.com");
+        assert_eq!(cfg.token_audience, "sts.amazonaws.com");
+        assert_eq!(cfg.token_expiration, 86400);
+        assert_eq!(
+            cfg.token_mount_path,
+            "/var/run/secrets/eks.amazonaws.com/serviceaccount"
+        );
+        assert_eq!(cfg.aws_default_region, None);
+        assert!(!cfg.sts_regional_endpoint);
+        let default = InjectionConfig::default();
+        assert_eq!(
+            default.role_arn_pattern.as_str(),
+            cfg.role_arn_pattern.as_str()
+        );
+    }
+
+    #[test]
+    fn default_pattern_accepts_role_arns_in_every_partition() {
+        let re = InjectionConfig::default().role_arn_pattern;
+        for ok in [
+            "arn:aws:iam::123456789012:role/app",
+            "arn:aws-cn:iam::123456789012:role/app",
+            "arn:aws-us-gov:iam::123456789012:role/app",
+            "arn:aws-iso-b:iam::123456789012:role/app",
+            "arn:aws:iam::123456789012:role/team/sub/app+x=y,z.w@v-u_t",
+        ] {
+            assert!(re.is_match(ok), "{ok}");
+        }
+        for bad in [
+            "",
+            "app",
+            "arn:aws:iam::12345678901:role/app",
+            "arn:aws:iam::123456789012:user/app",
+            "arn:aws:iam::123456789012:role/",
+            "arn:aws:s3:::bucket",
+            "xarn:aws:iam::123456789012:role/app",
+            "arn:aws:iam::123456789012:role/app with space",
+            "arn:minio:iam:us-east-1::role/abc",
+        ] {
+            assert!(!re.is_match(bad), "{bad}");
+        }
+    }
+
+    #[test]
+    fn custom_pattern_is_anchored_even_with_alternation() {
+        let cfg = parse(&["--role-arn-pattern", "arn:minio:iam:[a-z0-9-]*::role/.+|x"]).unwrap();
+        assert!(
+            cfg.role_arn_pattern
+                .is_match("arn:minio:iam:us-east-1::role/abc")
+        );
+        assert!(cfg.role_arn_pattern.is_match("x"));
+        assert!(!cfg.role_arn_pattern.is_match("prefix-x"));
+        assert!(!cfg.role_arn_pattern.is_match("x-suffix"));
+    }
+
+    #[test]
+    fn bad_regex_is_a_clear_error() {
+        let err = parse(&["--role-arn-pattern", "arn:(unclosed"]).unwrap_err();
+        let msg = err.to_string();
+        assert!(msg.contains("--role-arn-pattern"), "{msg}");
+        assert_eq!(
+            msg,
+            "--role-arn-pattern \"arn:(unclosed\" is not a valid regular expression: unclosed group"
+        );
+    }
+
+    #[test]
+    fn flags_are_validated() {
+        assert!(matches!(
+            parse(&["--token-expiration", "599"]),
+            Err(ConfigError::TokenExpirationOutOfRange(599))
+        ));
+        assert!(matches!(
+            parse(&["--token-expiration", "86401"]),
+            Err(ConfigError::TokenExpirationOutOfRange(86401))
+        ));
+        assert!(matches!(
+            parse(&["--annotation-prefix", "a/b"]),
+            Err(ConfigError::InvalidAnnotationPrefix(_))
+        ));
+        assert!(matches!(
+            parse(&["--token-audience", " "]),
+            Err(ConfigError::EmptyTokenAudience)
+        ));
+        assert!(matches!(
+            parse(&["--token-mount-path", "relative"]),
+            Err(ConfigError::InvalidTokenMountPath(_))
+        ));
+        assert!(matches!(
+            parse(&["--aws-default-region", ""]),
+            Err(ConfigError::EmptyRegion)
+        ));
+    }
+
+    #[test]
+    fn flags_are_read() {
+        let cfg = parse(&[
+            "--annotation-prefix",
+            "irsa.example.com",
+            "--token-audience",
+            "minio",
+            "--token-expiration",
+            "3600",
+            "--token-mount-path",
+            "/run/token/",
+            "--aws-default-region",
+            "eu-west-1",
+            "--sts-regional-endpoint",
+            "true",
+        ])
+        .unwrap();
+        assert_eq!(cfg.annotation_prefix, "irsa.example.com");
+        assert_eq!(cfg.token_audience, "minio");
+        assert_eq!(cfg.token_expiration, 3600);
+        assert_eq!(cfg.token_mount_path, "/run/token");
+        assert_eq!(cfg.aws_default_region.as_deref(), Some("eu-west-1"));
+        assert!(cfg.sts_regional_endpoint);
+    }
+
+    #[test]
+    fn sts_regional_endpoint_requires_a_value() {
+        assert!(Cli::try_parse_from(["irsa", "--sts-regional-endpoint"]).is_err());
+        assert!(Cli::try_parse_from(["irsa", "--sts-regional-endpoint", "maybe"]).is_err());
+        let cli = Cli::try_parse_from(["irsa", "--sts-regional-endpoint", "false"]).unwrap();
+        assert!(!cli.injection.sts_regional_endpoint);
+    }
+}

@@ -1,0 +1,699 @@
+//! The pod mutation: a pure function from (pod JSON, service-account view, namespace view, config) to a
+//! surgical JSON Patch, warnings and an outcome. No I/O, no async, no clock: the server, the offline
+//! `mutate` subcommand and the tests all call the same function.
+
+use json_patch::Patch;
+use serde_json::{Value, json};
+
+use crate::{
+    config::{InjectionConfig, MAX_TOKEN_EXPIRATION, MIN_TOKEN_EXPIRATION},
+    patch::PatchBuilder,
+    pod::{self, ContainerKind, ContainerRef, ListField, TOKEN_VOLUME_NAME},
+    views::{NamespaceView, ServiceAccountView, annotation, prefixed},
+    warning::{Warning, WarningReason},
+};
+
+/// The environment variables the webhook reads or injects.
+pub mod env {
+    /// The role to assume.
+    pub const ROLE_ARN: &str = "AWS_ROLE_ARN";
+    /// The file holding the projected token.
+    pub const WEB_IDENTITY_TOKEN_FILE: &str = "AWS_WEB_IDENTITY_TOKEN_FILE";
+    /// `regional` makes older SDKs use the regional STS endpoint.
+    pub const STS_REGIONAL_ENDPOINTS: &str = "AWS_STS_REGIONAL_ENDPOINTS";
+    /// The region (read by most SDKs).
+    pub const REGION: &str = "AWS_REGION";
+    /// The region (read by the CLI and older SDKs).
+    pub const DEFAULT_REGION: &str = "AWS_DEFAULT_REGION";
+    /// A static access key, which wins over web identity in every SDK's default chain.
+    pub const ACCESS_KEY_ID: &str = "AWS_ACCESS_KEY_ID";
+}
+
+/// What the mutation decided; doubles as the `outcome` label of the admissions metric.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum Outcome {
+    /// The patch injects something.
+    Mutated,
+    /// Every selected container is already injected: an empty patch (reinvocation, or a re-created pod).
+    AlreadyMutated,
+    /// The service account has no role ARN (or there is no service account view).
+    NotAnnotated,
+    /// The pod carries the skip label, or no container is selected or injectable.
+    Skipped,
+    /// The namespace's `iam.amazonaws.com/permitted` does not admit the role, or is not a valid regex.
+    /// The server chooses between admitting unmutated and denying.
+    Forbidden,
+    /// The service account's role ARN does not match `--role-arn-pattern`.
+    InvalidRoleArn,
+    /// A foreign volume named `aws-iam-token` exists: nothing injected.
+    VolumeConflict,
+}
+
+impl Outcome {
+    /// The metric label.
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            Self::Mutated => "mutated",
+            Self::AlreadyMutated => "already-mutated",
+            Self::NotAnnotated => "not-annotated",
+            Self::Skipped => "skipped",
+            Self::Forbidden => "forbidden",
+            Self::InvalidRoleArn => "invalid-role-arn",
+            Self::VolumeConflict => "volume-conflict",
+        }
+    }
+
+    /// Every outcome, for pre-registering metric label values.
+    pub const ALL: &'static [Outcome] = &[
+        Self::Mutated,
+        Self::AlreadyMutated,
+        Self::NotAnnotated,
+        Self::Skipped,
+        Self::Forbidden,
+        Self::InvalidRoleArn,
+        Self::VolumeConflict,
+    ];
+
+    /// Parses a metric label back.
+    pub fn from_label(label: &str) -> Option<Self> {
+        Self::ALL
+            .iter()
+            .copied()
+            .find(|outcome| outcome.as_str() == label)
+    }
+}
+
+impl std::fmt::Display for Outcome {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// The result of [`mutate`].
+#[derive(Debug, Clone, PartialEq)]
+pub struct Mutation {
+    /// The JSON Patch against the request's pod; empty when there is nothing to do.
+    pub patch: Patch,
+    /// Warnings for the client and the metrics.
+    pub warnings: Vec<Warning>,
+    /// What happened.
+    pub outcome: Outcome,
+}
+
+impl Mutation {
+    fn without_patch(outcome: Outcome, warnings: Vec<Warning>) -> Self {
+        Self {
+            patch: Patch(Vec::new()),
+            warnings,
+            outcome,
+        }
+    }
+}
+
+/// Computes the patch that gives a pod the web-identity credentials of its service account.
+///
+/// `sa` is the view of the pod's service account (`None`: not annotated), `ns` the role restriction of the
+/// pod's namespace (`None`: unrestricted).
+pub fn mutate(
+    pod: &Value,
+    sa: Option<&ServiceAccountView>,
+    ns: Option<&NamespaceView>,
+    cfg: &InjectionConfig,
+) -> Mutation {
+    let prefix = cfg.annotation_prefix.as_str();
+    let mut warnings = Vec::new();
+
+    if pod::label(pod, &prefixed(prefix, annotation::SKIP_POD_LABEL)).is_some() {
+        return Mutation::without_patch(Outcome::Skipped, warnings);
+    }
+    let Some(sa) = sa else {
+        return Mutation::without_patch(Outcome::NotAnnotated, warnings);
+    };
+    let sa_name = pod::service_account_name(pod);
+    let role_arn = sa.role_arn.trim();
+    if !cfg.role_arn_pattern.is_match(role_arn) {
+        warnings.push(Warning::new(
+            WarningReason::InvalidRoleArn,
+            format!(
+                "service account {sa_name:?}: {prefix}/role-arn {role_arn:?} is not a valid role ARN; \
+                 AWS credentials were not injected"
+            ),
+        ));
+        return Mutation::without_patch(Outcome::InvalidRoleArn, warnings);
+    }
+    if let Some(ns) = ns {
+        match ns.permits(role_arn) {
+            Ok(true) => {}
+            Ok(false) => {
+                warnings.push(Warning::new(
+                    WarningReason::ForbiddenRole,
+                    format!(
+                        "service account {sa_name:?}: role {role_arn:?} is not permitted in this namespace \
+                         (iam.amazonaws.com/permitted: {:?}); AWS credentials were not injected",
+                        ns.pattern()
+                    ),
+                ));
+                return Mutation::without_patch(Outcome::Forbidden, warnings);
+            }
+            Err((pattern, error)) => {
+                warnings.push(Warning::new(
+                    WarningReason::InvalidNamespaceRegex,
+                    format!(
+                        "namespace annotation iam.amazonaws.com/permitted {pattern:?} is not a valid regular \
+                         expression ({error}); no role is permitted, AWS credentials were not injected"
+                    ),
+                ));
+                return Mutation::without_patch(Outcome::Forbidden, warnings);
+            }
+        }
+    }
+
+    let settings = Settings::resolve(pod, sa, sa_name, role_arn, cfg, &mut warnings);
+
+    let volumes = pod::volumes(pod);
+    if let ListField::Malformed = volumes {
+        warnings.push(Warning::new(
+            WarningReason::MalformedPod,
+            "spec.volumes is not an array; AWS credentials were not injected",
+        ));
+        return Mutation::without_patch(Outcome::Skipped, warnings);
+    }
+    let existing = volumes
+        .items()
+        .iter()
+        .find(|v| pod::str_field(v, "name") == Some(TOKEN_VOLUME_NAME));
+    let volume_exists = match existing {
+        None => false,
+        Some(volume) if settings.is_own_volume(volume) => true,
+        Some(volume) => {
+            warnings.push(Warning::new(
+                WarningReason::VolumeConflict,
+                format!(
+                    "volume {TOKEN_VOLUME_NAME:?} already exists and is {}, not the service account token \
+                     projection (audience {:?}, expirationSeconds {}); AWS credentials were not injected",
+                    describe_volume(volume),
+                    settings.audience,
+                    settings.expiration
+                ),
+            ));
+            return Mutation::without_patch(Outcome::VolumeConflict, warnings);
+        }
+    };
+
+    let selection = Selection::read(pod, prefix);
+    selection.warn_unknown(pod, prefix, &mut warnings);
+
+    let mut builder = PatchBuilder::new();
+    let mut any_injected = false;
+    for kind in [ContainerKind::Container, ContainerKind::InitContainer] {
+        for container in pod::containers(pod, kind) {
+            if selection.selects(container.name) {
+                any_injected |= settings.inject(container, &mut builder, &mut warnings);
+            }
+        }
+    }
+    if any_injected && !volume_exists {
+        builder.append(
+            &["spec"],
+            "volumes",
+            volumes.exists(),
+            vec![settings.volume()],
+        );
+    }
+
+    let outcome = if !builder.is_empty() {
+        Outcome::Mutated
+    } else if any_injected {
+        Outcome::AlreadyMutated
+    } else {
+        Outcome::Skipped
+    };
+    Mutation {
+        patch: builder.build(),
+        warnings,
+        outcome,
+    }
+}
+
+/// The values resolved for this pod from its annotations, its service account's and the flags.
+struct Settings<'a> {
+    role_arn: &'a str,
+    audience: &'a str,
+    expiration: i64,
+    regional: bool,
+    region: Option<&'a str>,
+    mount_path: &'a str,
+    token_file: String,
+}
+
+impl<'a> Settings<'a> {
+    fn resolve(
+        pod: &'a Value,
+        sa: &'a ServiceAccountView,
+        sa_name: &str,
+        role_arn: &'a str,
+        cfg: &'a InjectionConfig,
+        warnings: &mut Vec<Warning>,
+    ) -> Self {
+        let prefix = cfg.annotation_prefix.as_str();
+        let audience = sa
+            .audience
+            .as_deref()
+            .map(str::trim)
+            .filter(|aud| !aud.is_empty())
+            .unwrap_or(&cfg.token_audience);
+
+        let regional = match sa.sts_regional_endpoints.as_deref().map(str::trim) {
+            None => cfg.sts_regional_endpoint,
+            Some(raw) => parse_bool(raw).unwrap_or_else(|| {
+                warnings.push(Warning::new(
+                    WarningReason::StsRegionalEndpointsInvalid,
+                    format!(
+                        "service account {sa_name:?}: {prefix}/sts-regional-endpoints {raw:?} is not true or \
+                         false; using {}",
+                        cfg.sts_regional_endpoint
+                    ),
+                ));
+                cfg.sts_regional_endpoint
+            }),
+        };
+
+        let expiration_key = prefixed(prefix, annotation::TOKEN_EXPIRATION);
+        let sources = [
+            ("pod", pod::annotation(pod, &expiration_key)),
+            ("service account", sa.token_expiration.as_deref()),
+        ];
+        let expiration =
+            resolve_expiration(&sources, &expiration_key, cfg.token_expiration, warnings);
+
+        let mount_path = cfg.token_mount_path.trim_end_matches('/');
+        let token_file = if pod::is_windows(pod) {
+            // Windows containers see the same mount path under the system drive.
+            format!("C:{}\\token", mount_path.replace('/', "\\"))
+        } else {
+            format!("{mount_path}/token")
+        };
+
+        Self {
+            role_arn,
+            audience,
+            expiration,
+            regional,
+            region: cfg.aws_default_region.as_deref(),
+            mount_path,
+            token_file,
+        }
+    }
+
+    /// Injects one container; `false` when it was left alone (half-configured, conflicting, malformed).
+    fn inject(
+        &self,
+        container: ContainerRef<'_>,
+        builder: &mut PatchBuilder,
+        warnings: &mut Vec<Warning>,
+    ) -> bool {
+        let name = container.name;
+        let (env_list, mounts) = (container.env(), container.volume_mounts());
+        if matches!(env_list, ListField::Malformed) || matches!(mounts, ListField::Malformed) {
+            warnings.push(Warning::new(
+                WarningReason::MalformedPod,
+                format!(
+                    "container {name:?}: env or volumeMounts is not an array; it was left alone"
+                ),
+            ));
+            return false;
+        }
+
+        let has_role = container.has_env(env::ROLE_ARN);
+        let has_file = container.has_env(env::WEB_IDENTITY_TOKEN_FILE);
+        if has_role != has_file {
+            let (set, unset) = if has_role {
+                (env::ROLE_ARN, env::WEB_IDENTITY_TOKEN_FILE)
+            } else {
+                (env::WEB_IDENTITY_TOKEN_FILE, env::ROLE_ARN)
+            };
+            warnings.push(Warning::new(
+                WarningReason::HalfConfigured,
+                format!(
+                    "container {name:?} sets {set} but not {unset}; the SDKs need both, so nothing was injected \
+                     into this container"
+                ),
+            ));
+            return false;
+        }
+
+        let mut own_mount = false;
+        for mount in mounts.items() {
+            let path = pod::str_field(mount, "mountPath").map(|p| p.trim_end_matches('/'));
+            if path != Some(self.mount_path) {
+                continue;
+            }
+            if pod::str_field(mount, "name") == Some(TOKEN_VOLUME_NAME) {
+                own_mount = true;
+            } else {
+                // A second mount on the same path would make the apiserver refuse the pod.
+                warnings.push(Warning::new(
+                    WarningReason::MountPathConflict,
+                    format!(
+                        "container {name:?} already mounts volume {:?} at {}; nothing was injected into this \
+                         container",
+                        pod::str_field(mount, "name").unwrap_or(""),
+                        self.mount_path
+                    ),
+                ));
+                return false;
+            }
+        }
+
+        if container.has_env(env::ACCESS_KEY_ID) {
+            warnings.push(Warning::new(
+                WarningReason::StaticCredentials,
+                format!(
+                    "container {name:?} sets {}: static keys take precedence over the injected web identity in \
+                     every AWS SDK, so role {:?} will not be used",
+                    env::ACCESS_KEY_ID,
+                    self.role_arn
+                ),
+            ));
+        }
+
+        let mut vars = Vec::new();
+        if !has_role {
+            vars.push(env_var(env::ROLE_ARN, self.role_arn));
+            vars.push(env_var(env::WEB_IDENTITY_TOKEN_FILE, &self.token_file));
+        }
+        if self.regional && !container.has_env(env::STS_REGIONAL_ENDPOINTS) {
+            vars.push(env_var(env::STS_REGIONAL_ENDPOINTS, "regional"));
+        }
+        if let Some(region) = self.region
+            && !container.has_env(env::REGION)
+            && !container.has_env(env::DEFAULT_REGION)
+        {
+            vars.push(env_var(env::DEFAULT_REGION, region));
+            vars.push(env_var(env::REGION, region));
+        }
+
+        let index = container.index.to_string();
+        let parent = ["spec", container.kind.field(), index.as_str()];
+        builder.append(&parent, "env", env_list.exists(), vars);
+        if !own_mount {
+            let mount =
+                json!({"name": TOKEN_VOLUME_NAME, "mountPath": self.mount_path, "readOnly": true});
+            builder.append(&parent, "volumeMounts", mounts.exists(), vec![mount]);
+        }
+        true
+    }
+
+    fn volume(&self) -> Value {
+        json!({
+            "name": TOKEN_VOLUME_NAME,
+            "projected": {"sources": [{"serviceAccountToken": {
+                "audience": self.audience,
+                "expirationSeconds": self.expiration,
+                "path": "token",
+            }}]},
+        })
+    }
+
+    /// Whether a volume named `aws-iam-token` is exactly the projection this webhook would add. The
+    /// apiserver defaults `defaultMode` before admission, so that one extra field is expected.
+    fn is_own_volume(&self, volume: &Value) -> bool {
+        let only = |value: &Value, allowed: &[&str]| {
+            value
+                .as_object()
+                .is_some_and(|obj| obj.keys().all(|key| allowed.contains(&key.as_str())))
+        };
+        let Some(projected) = volume.get("projected") else {
+            return false;
+        };
+        let sources = projected
+            .get("sources")
+            .and_then(Value::as_array)
+            .map(Vec::as_slice);
+        let [source] = sources.unwrap_or_default() else {
+            return false;
+        };
+        let Some(token) = source.get("serviceAccountToken") else {
+            return false;
+        };
+        only(volume, &["name", "projected"])
+            && only(projected, &["sources", "defaultMode"])
+            && only(source, &["serviceAccountToken"])
+            && only(token, &["audience", "expirationSeconds", "path"])
+            && pod::str_field(token, "audience") == Some(self.audience)
+            && token.get("expirationSeconds").and_then(Value::as_i64) == Some(self.expiration)
+            && pod::str_field(token, "path") == Some("token")
+    }
+}
+
+/// The first parsable expiration in precedence order, clamped; unparsable values are skipped with a warning.
+fn resolve_expiration(
+    sources: &[(&str, Option<&str>)],
+    key: &str,
+    default: i64,
+    warnings: &mut Vec<Warning>,
+) -> i64 {
+    for (source, raw) in sources {
+        let Some(raw) = raw else { continue };
+        match raw.trim().parse::<i64>() {
+            Ok(seconds) => {
+                let clamped = seconds.clamp(MIN_TOKEN_EXPIRATION, MAX_TOKEN_EXPIRATION);
+                if clamped != seconds {
+                    warnings.push(Warning::new(
+                        WarningReason::TokenExpirationClamped,
+                        format!(
+                            "{source} annotation {key}={raw:?} is outside {MIN_TOKEN_EXPIRATION}..{MAX_TOKEN_EXPIRATION} \
+                             seconds; using {clamped}"
+                        ),
+                    ));
+                }
+                return clamped;
+            }
+            Err(_) => warnings.push(Warning::new(
+                WarningReason::TokenExpirationInvalid,
+                format!("{source} annotation {key}={raw:?} is not a number of seconds; ignored"),
+            )),
+        }
+    }
+    // The flag is validated at startup; clamping here only guards hand-built configurations.
+    default.clamp(MIN_TOKEN_EXPIRATION, MAX_TOKEN_EXPIRATION)
+}
+
+/// Go's `strconv.ParseBool`, which the reference webhook uses for this annotation.
+fn parse_bool(raw: &str) -> Option<bool> {
+    match raw {
+        "1" | "t" | "T" | "true" | "TRUE" | "True" => Some(true),
+        "0" | "f" | "F" | "false" | "FALSE" | "False" => Some(false),
+        _ => None,
+    }
+}
+
+fn env_var(name: &str, value: &str) -> Value {
+    json!({"name": name, "value": value})
+}
+
+/// A short description of a volume for the conflict warning.
+fn describe_volume(volume: &Value) -> String {
+    let source = volume
+        .as_object()
+        .and_then(|obj| obj.keys().find(|key| key.as_str() != "name"))
+        .map_or("an empty", String::as_str);
+    match source {
+        "projected" => "a projected volume with other sources".to_owned(),
+        "an empty" => "a volume without a source".to_owned(),
+        other => format!("a {other} volume"),
+    }
+}
+
+/// Which containers the pod's `include-containers` / `skip-containers` annotations select.
+struct Selection<'a> {
+    include: Option<Vec<&'a str>>,
+    skip: Vec<&'a str>,
+}
+
+impl<'a> Selection<'a> {
+    fn read(pod: &'a Value, prefix: &str) -> Self {
+        let names = |suffix| pod::annotation(pod, &prefixed(prefix, suffix)).map(split_names);
+        Self {
+            include: names(annotation::INCLUDE_CONTAINERS),
+            skip: names(annotation::SKIP_CONTAINERS).unwrap_or_default(),
+        }
+    }
+
+    fn selects(&self, name: &str) -> bool {
+        self.include
+            .as_ref()
+            .is_none_or(|include| include.contains(&name))
+            && !self.skip.contains(&name)
+    }
+
+    /// A typo in `include-containers` would silently disable injection: say so.
+    fn warn_unknown(&self, pod: &Value, prefix: &str, warnings: &mut Vec<Warning>) {
+        let Some(include) = &self.include else { return };
+        let known = |name: &&str| {
+            [ContainerKind::Container, ContainerKind::InitContainer]
+                .into_iter()
+                .any(|kind| pod::containers(pod, kind).any(|c| c.name == *name))
+        };
+        for name in include.iter().filter(|name| !known(name)) {
+            warnings.push(Warning::new(
+                WarningReason::UnknownContainer,
+                format!("pod annotation {prefix}/include-containers names {name:?}, which is not a container of this pod"),
+            ));
+        }
+    }
+}
+
+fn split_names(raw: &str) -> Vec<&str> {
+    raw.split(',')
+        .map(str::trim)
+        .filter(|name| !name.is_empty())
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn cfg() -> InjectionConfig {
+        InjectionConfig::default()
+    }
+
+    const ARN: &str = "arn:aws:iam::123456789012:role/app";
+
+    #[test]
+    fn outcome_labels_are_unique_and_parse_back() {
+        for outcome in Outcome::ALL {
+            assert_eq!(Outcome::from_label(outcome.as_str()), Some(*outcome));
+        }
+        let mut labels: Vec<_> = Outcome::ALL.iter().map(Outcome::as_str).collect();
+        labels.sort_unstable();
+        labels.dedup();
+        assert_eq!(labels.len(), Outcome::ALL.len());
+    }
+
+    #[test]
+    fn basic_pod_gets_whole_arrays() {
+        let pod = json!({"spec": {"containers": [{"name": "app", "image": "x"}]}});
+        let m = mutate(&pod, Some(&ServiceAccountView::new(ARN)), None, &cfg());
+        assert_eq!(m.outcome, Outcome::Mutated);
+        assert!(m.warnings.is_empty());
+        let ops = serde_json::to_value(&m.patch).unwrap();
+        let paths: Vec<_> = ops
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|op| op["path"].as_str().unwrap())
+            .collect();
+        assert_eq!(
+            paths,
+            [
+                "/spec/containers/0/env",
+                "/spec/containers/0/volumeMounts",
+                "/spec/volumes"
+            ]
+        );
+        assert_eq!(
+            ops[0]["value"][1]["value"],
+            "/var/run/secrets/eks.amazonaws.com/serviceaccount/token"
+        );
+    }
+
+    #[test]
+    fn windows_token_path_is_derived_from_the_mount_path() {
+        let pod = json!({"spec": {"os": {"name": "windows"}, "containers": [{"name": "app"}]}});
+        let cfg = InjectionConfig {
+            token_mount_path: "/run/irsa/".into(),
+            ..cfg()
+        };
+        let m = mutate(&pod, Some(&ServiceAccountView::new(ARN)), None, &cfg);
+        let ops = serde_json::to_value(&m.patch).unwrap();
+        assert_eq!(ops[0]["value"][1]["value"], "C:\\run\\irsa\\token");
+        assert_eq!(ops[1]["value"][0]["mountPath"], "/run/irsa");
+    }
+
+    #[test]
+    fn expiration_precedence_and_fallback() {
+        let mut w = Vec::new();
+        let key = "eks.amazonaws.com/token-expiration";
+        assert_eq!(
+            resolve_expiration(
+                &[("pod", Some("3600")), ("sa", Some("7200"))],
+                key,
+                86400,
+                &mut w
+            ),
+            3600
+        );
+        assert_eq!(
+            resolve_expiration(&[("pod", None), ("sa", Some("7200"))], key, 86400, &mut w),
+            7200
+        );
+        assert_eq!(
+            resolve_expiration(&[("pod", None), ("sa", None)], key, 4000, &mut w),
+            4000
+        );
+        assert!(w.is_empty());
+        assert_eq!(
+            resolve_expiration(
+                &[("pod", Some("1h")), ("sa", Some("7200"))],
+                key,
+                86400,
+                &mut w
+            ),
+            7200
+        );
+        assert_eq!(w.len(), 1);
+        assert_eq!(w[0].reason, WarningReason::TokenExpirationInvalid);
+        assert_eq!(
+            resolve_expiration(&[("pod", Some("-5"))], key, 86400, &mut w),
+            600
+        );
+        assert_eq!(w[1].reason, WarningReason::TokenExpirationClamped);
+    }
+
+    #[test]
+    fn parse_bool_is_go_compatible() {
+        assert_eq!(parse_bool("True"), Some(true));
+        assert_eq!(parse_bool("0"), Some(false));
+        assert_eq!(parse_bool("yes"), None);
+    }
+
+    #[test]
+    fn skip_label_uses_the_configured_prefix() {
+        let pod = json!({"metadata": {"labels": {"irsa.example.com/skip-pod-identity-webhook": "true"}},
+                         "spec": {"containers": [{"name": "app"}]}});
+        let sa = ServiceAccountView::new(ARN);
+        assert_eq!(
+            mutate(&pod, Some(&sa), None, &cfg()).outcome,
+            Outcome::Mutated
+        );
+        let custom = InjectionConfig {
+            annotation_prefix: "irsa.example.com".into(),
+            ..cfg()
+        };
+        assert_eq!(
+            mutate(&pod, Some(&sa), None, &custom).outcome,
+            Outcome::Skipped
+        );
+    }
+
+    #[test]
+    fn malformed_fields_are_left_alone() {
+        let sa = ServiceAccountView::new(ARN);
+        let pod = json!({"spec": {"volumes": {}, "containers": [{"name": "app"}]}});
+        let m = mutate(&pod, Some(&sa), None, &cfg());
+        assert_eq!((m.outcome, m.patch.len()), (Outcome::Skipped, 0));
+        assert_eq!(m.warnings[0].reason, WarningReason::MalformedPod);
+        let pod = json!({"spec": {"containers": [{"name": "a", "env": "x"}, {"name": "b"}]}});
+        let m = mutate(&pod, Some(&sa), None, &cfg());
+        assert_eq!(m.outcome, Outcome::Mutated);
+        assert_eq!(m.warnings[0].reason, WarningReason::MalformedPod);
+        assert!(
+            m.patch
+                .iter()
+                .all(|op| !op.path().as_str().starts_with("/spec/containers/0/"))
+        );
+    }
+}

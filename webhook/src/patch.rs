@@ -1,0 +1,136 @@
+//! Building surgical RFC 6902 JSON Patches against the request's original JSON.
+//!
+//! Only `add` operations are emitted, each on an array the webhook owns an entry of: appending with `/-`
+//! leaves every existing element (and every field the webhook does not know) byte-for-byte as it was.
+
+use std::borrow::Cow;
+
+use json_patch::{AddOperation, Patch, PatchOperation, jsonptr::PointerBuf};
+use serde_json::Value;
+
+/// Escapes one JSON Pointer reference token (RFC 6901): `~` becomes `~0`, `/` becomes `~1`.
+pub fn escape_token(token: &str) -> Cow<'_, str> {
+    if token.contains(['~', '/']) {
+        // `~` first, or the `~` of a fresh `~1` would be escaped again.
+        Cow::Owned(token.replace('~', "~0").replace('/', "~1"))
+    } else {
+        Cow::Borrowed(token)
+    }
+}
+
+/// Builds a JSON Pointer from unescaped reference tokens.
+pub fn pointer<I>(tokens: I) -> PointerBuf
+where
+    I: IntoIterator,
+    I::Item: AsRef<str>,
+{
+    let mut encoded = String::new();
+    for token in tokens {
+        encoded.push('/');
+        encoded.push_str(&escape_token(token.as_ref()));
+    }
+    PointerBuf::parse(encoded).expect("escaped tokens always form a valid JSON Pointer")
+}
+
+/// An `add` operation.
+pub fn add(path: PointerBuf, value: Value) -> PatchOperation {
+    PatchOperation::Add(AddOperation { path, value })
+}
+
+/// Collects the operations of one mutation.
+#[derive(Debug, Default)]
+pub struct PatchBuilder {
+    ops: Vec<PatchOperation>,
+}
+
+impl PatchBuilder {
+    /// An empty builder.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Adds `items` to the array at `parent/field`: one `add .../-` per item when the array exists,
+    /// otherwise one `add` of the whole new array (appending to a missing array is an error in RFC 6902).
+    pub fn append(&mut self, parent: &[&str], field: &str, exists: bool, items: Vec<Value>) {
+        if items.is_empty() {
+            return;
+        }
+        let path = parent.iter().copied().chain(std::iter::once(field));
+        if exists {
+            for item in items {
+                self.ops
+                    .push(add(pointer(path.clone().chain(std::iter::once("-"))), item));
+            }
+        } else {
+            self.ops.push(add(pointer(path), Value::Array(items)));
+        }
+    }
+
+    /// Whether no operation was collected.
+    pub fn is_empty(&self) -> bool {
+        self.ops.is_empty()
+    }
+
+    /// The patch.
+    pub fn build(self) -> Patch {
+        Patch(self.ops)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn escapes_tilde_before_slash() {
+        assert_eq!(escape_token("plain"), "plain");
+        assert!(matches!(escape_token("plain"), Cow::Borrowed(_)));
+        assert_eq!(escape_token("a/b"), "a~1b");
+        assert_eq!(escape_token("a~b"), "a~0b");
+        assert_eq!(escape_token("~/"), "~0~1");
+        assert_eq!(escape_token("~1"), "~01");
+        assert_eq!(
+            pointer(["metadata", "labels", "kubernetes.io/os"]).as_str(),
+            "/metadata/labels/kubernetes.io~1os"
+        );
+    }
+
+    #[test]
+    fn escaped_pointer_resolves_the_original_key() {
+        let mut doc = json!({"a/b": {"c~d": []}});
+        let patch = Patch(vec![add(pointer(["a/b", "c~d", "-"]), json!(1))]);
+        json_patch::patch(&mut doc, &patch).unwrap();
+        assert_eq!(doc, json!({"a/b": {"c~d": [1]}}));
+    }
+
+    #[test]
+    fn append_to_existing_or_missing_arrays() {
+        let mut builder = PatchBuilder::new();
+        builder.append(
+            &["spec", "containers", "0"],
+            "env",
+            true,
+            vec![json!({"name": "A"}), json!({"name": "B"})],
+        );
+        builder.append(&["spec"], "volumes", false, vec![json!({"name": "v"})]);
+        builder.append(&["spec"], "ignored", false, vec![]);
+        let patch = builder.build();
+        let value = serde_json::to_value(&patch).unwrap();
+        assert_eq!(
+            value,
+            json!([
+                {"op": "add", "path": "/spec/containers/0/env/-", "value": {"name": "A"}},
+                {"op": "add", "path": "/spec/containers/0/env/-", "value": {"name": "B"}},
+                {"op": "add", "path": "/spec/volumes", "value": [{"name": "v"}]},
+            ])
+        );
+        let mut doc = json!({"spec": {"containers": [{"env": [{"name": "Z"}]}]}});
+        json_patch::patch(&mut doc, &patch).unwrap();
+        assert_eq!(
+            doc,
+            json!({"spec": {"containers": [{"env": [{"name": "Z"}, {"name": "A"}, {"name": "B"}]}],
+                            "volumes": [{"name": "v"}]}})
+        );
+    }
+}

@@ -1,0 +1,513 @@
+//! `admission.k8s.io/v1` AdmissionReview, decoded and encoded with local serde structs.
+//!
+//! Only the request fields the webhook uses are decoded (everything else, `oldObject` and `userInfo`
+//! included, is skipped by the parser), and nothing goes through `serde(flatten)`, which would buffer the
+//! whole request into an intermediate map.
+
+use base64::Engine as _;
+use json_patch::Patch;
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use crate::{
+    mutate::{Mutation, Outcome},
+    pod,
+};
+
+/// The only AdmissionReview version served.
+pub const API_VERSION: &str = "admission.k8s.io/v1";
+/// The kind of the envelope.
+pub const KIND: &str = "AdmissionReview";
+
+/// Why a request body is not an AdmissionReview this webhook can answer.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ReviewError {
+    /// The body is not JSON, or a field has the wrong JSON type.
+    #[error("the request body is not a JSON AdmissionReview: {0}")]
+    Malformed(#[source] serde_json::Error),
+    /// `admission.k8s.io/v1beta1`: not served.
+    #[error(
+        "AdmissionReview admission.k8s.io/v1beta1 is not served: set admissionReviewVersions to [v1] in the \
+         MutatingWebhookConfiguration"
+    )]
+    V1beta1,
+    /// Any other `apiVersion`, or none.
+    #[error("unsupported AdmissionReview apiVersion {0:?}: only admission.k8s.io/v1 is served")]
+    WrongApiVersion(String),
+    /// `kind` is not `AdmissionReview`.
+    #[error("expected kind AdmissionReview, got {0:?}")]
+    WrongKind(String),
+    /// No `request`.
+    #[error("the AdmissionReview has no request")]
+    MissingRequest,
+    /// No `request.uid` (or an empty one): a response could not be matched to the request.
+    #[error("the AdmissionReview request has no uid")]
+    MissingUid,
+}
+
+impl ReviewError {
+    /// A metric label.
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            Self::Malformed(_) => "malformed",
+            Self::V1beta1 => "v1beta1",
+            Self::WrongApiVersion(_) => "wrong-api-version",
+            Self::WrongKind(_) => "wrong-kind",
+            Self::MissingRequest => "missing-request",
+            Self::MissingUid => "missing-uid",
+        }
+    }
+}
+
+#[derive(Deserialize)]
+struct ReviewIn {
+    #[serde(rename = "apiVersion")]
+    api_version: Option<String>,
+    kind: Option<String>,
+    request: Option<RequestIn>,
+}
+
+#[derive(Deserialize)]
+struct RequestIn {
+    uid: Option<String>,
+    kind: Option<GroupVersionKind>,
+    operation: Option<String>,
+    namespace: Option<String>,
+    name: Option<String>,
+    #[serde(rename = "subResource")]
+    sub_resource: Option<String>,
+    object: Option<Value>,
+    #[serde(rename = "dryRun")]
+    dry_run: Option<bool>,
+}
+
+#[derive(Deserialize)]
+struct GroupVersionKind {
+    #[serde(default)]
+    group: String,
+    #[serde(default)]
+    kind: String,
+}
+
+/// The parts of an admission request the webhook uses.
+#[derive(Debug, Clone, PartialEq)]
+pub struct AdmissionRequestView {
+    /// `request.uid`, echoed in the response.
+    pub uid: String,
+    /// `request.kind` is group `""`, kind `Pod`.
+    pub kind_is_pod: bool,
+    /// `request.operation` (`CREATE`, `UPDATE`, ...).
+    pub operation: String,
+    /// `request.namespace`.
+    pub namespace: String,
+    /// `request.name` (empty for pods created with `generateName`).
+    pub name: String,
+    /// `request.subResource`, when the request is for one (`pods/ephemeralcontainers`, ...).
+    pub sub_resource: Option<String>,
+    /// `request.object`.
+    pub pod: Option<Value>,
+    /// `request.dryRun`.
+    pub dry_run: bool,
+}
+
+impl AdmissionRequestView {
+    /// Whether this is a pod CREATE with an object to mutate; anything else is admitted untouched.
+    pub fn is_pod_create(&self) -> bool {
+        self.kind_is_pod
+            && self.operation == "CREATE"
+            && self.sub_resource.is_none()
+            && self.pod.is_some()
+    }
+
+    /// `spec.serviceAccountName` of the pod, `default` when unset.
+    pub fn service_account_name(&self) -> &str {
+        self.pod
+            .as_ref()
+            .map_or("default", pod::service_account_name)
+    }
+
+    /// The pod's name, else its `generateName`, for logs.
+    pub fn pod_name(&self) -> &str {
+        if !self.name.is_empty() {
+            return &self.name;
+        }
+        self.pod.as_ref().map_or("", pod::pod_name)
+    }
+}
+
+/// Decodes an `admission.k8s.io/v1` AdmissionReview request body.
+pub fn decode(body: &[u8]) -> Result<AdmissionRequestView, ReviewError> {
+    let review: ReviewIn = serde_json::from_slice(body).map_err(ReviewError::Malformed)?;
+    match review.api_version.as_deref() {
+        Some(API_VERSION) => {}
+        Some("admission.k8s.io/v1beta1") => return Err(ReviewError::V1beta1),
+        other => {
+            return Err(ReviewError::WrongApiVersion(
+                other.unwrap_or_default().to_owned(),
+            ));
+        }
+    }
+    match review.kind {
+        Some(kind) if kind == KIND => {}
+        other => return Err(ReviewError::WrongKind(other.unwrap_or_default())),
+    }
+    let request = review.request.ok_or(ReviewError::MissingRequest)?;
+    let uid = request
+        .uid
+        .filter(|uid| !uid.is_empty())
+        .ok_or(ReviewError::MissingUid)?;
+    let kind_is_pod = request
+        .kind
+        .is_some_and(|gvk| gvk.group.is_empty() && gvk.kind == "Pod");
+    Ok(AdmissionRequestView {
+        uid,
+        kind_is_pod,
+        operation: request.operation.unwrap_or_default(),
+        namespace: request.namespace.unwrap_or_default(),
+        name: request.name.unwrap_or_default(),
+        sub_resource: request.sub_resource.filter(|s| !s.is_empty()),
+        pod: request.object,
+        dry_run: request.dry_run.unwrap_or(false),
+    })
+}
+
+/// What the webhook answers.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Decision {
+    /// Admit, with a patch when it is not empty.
+    Allow {
+        /// The JSON Patch to apply; empty for none.
+        patch: Patch,
+        /// Warnings kubectl prints.
+        warnings: Vec<String>,
+    },
+    /// Refuse the pod.
+    Deny {
+        /// Why, shown to the user.
+        message: String,
+        /// Warnings kubectl prints.
+        warnings: Vec<String>,
+    },
+}
+
+impl Decision {
+    /// Admit without a patch.
+    pub fn allow() -> Self {
+        Self::Allow {
+            patch: Patch(Vec::new()),
+            warnings: Vec::new(),
+        }
+    }
+
+    /// The decision for a mutation: admit with its patch and warnings, or deny a forbidden role when
+    /// `deny_forbidden` (`--on-forbidden-role=deny`).
+    pub fn from_mutation(mutation: Mutation, deny_forbidden: bool) -> Self {
+        let mut warnings: Vec<String> = mutation.warnings.into_iter().map(|w| w.message).collect();
+        if deny_forbidden && mutation.outcome == Outcome::Forbidden {
+            // The forbidden warning becomes the denial message; any other warning stays a warning.
+            let message = if warnings.is_empty() {
+                "the service account's role is not permitted in this namespace".to_owned()
+            } else {
+                warnings.remove(0)
+            };
+            return Self::Deny { message, warnings };
+        }
+        Self::Allow {
+            patch: mutation.patch,
+            warnings,
+        }
+    }
+}
+
+#[derive(Serialize)]
+struct ReviewOut<'a> {
+    #[serde(rename = "apiVersion")]
+    api_version: &'static str,
+    kind: &'static str,
+    response: ResponseOut<'a>,
+}
+
+#[derive(Serialize)]
+struct ResponseOut<'a> {
+    uid: &'a str,
+    allowed: bool,
+    #[serde(rename = "patchType", skip_serializing_if = "Option::is_none")]
+    patch_type: Option<&'static str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    patch: Option<String>,
+    #[serde(skip_serializing_if = "<[String]>::is_empty")]
+    warnings: &'a [String],
+    #[serde(skip_serializing_if = "Option::is_none")]
+    status: Option<StatusOut<'a>>,
+}
+
+#[derive(Serialize)]
+struct StatusOut<'a> {
+    status: &'static str,
+    code: u16,
+    reason: &'static str,
+    message: &'a str,
+}
+
+/// Serializes the AdmissionReview response for `uid`.
+pub fn response(uid: &str, decision: &Decision) -> Vec<u8> {
+    let response = match decision {
+        Decision::Allow { patch, warnings } => {
+            let patch = (!patch.is_empty()).then(|| {
+                let json = serde_json::to_vec(patch).expect("a JSON Patch always serializes");
+                base64::engine::general_purpose::STANDARD.encode(json)
+            });
+            ResponseOut {
+                uid,
+                allowed: true,
+                patch_type: patch.as_ref().map(|_| "JSONPatch"),
+                patch,
+                warnings,
+                status: None,
+            }
+        }
+        Decision::Deny { message, warnings } => ResponseOut {
+            uid,
+            allowed: false,
+            patch_type: None,
+            patch: None,
+            warnings,
+            status: Some(StatusOut {
+                status: "Failure",
+                code: 403,
+                reason: "Forbidden",
+                message,
+            }),
+        },
+    };
+    let review = ReviewOut {
+        api_version: API_VERSION,
+        kind: KIND,
+        response,
+    };
+    serde_json::to_vec(&review).expect("an AdmissionReview response always serializes")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{
+        config::InjectionConfig,
+        mutate::mutate,
+        views::ServiceAccountView,
+        warning::{Warning, WarningReason},
+    };
+    use serde_json::json;
+
+    fn review(request: Value) -> Vec<u8> {
+        serde_json::to_vec(&json!({"apiVersion": API_VERSION, "kind": KIND, "request": request}))
+            .unwrap()
+    }
+
+    fn pod_request() -> Value {
+        json!({
+            "uid": "705ab4f5-6393-11e8-b7cc-42010a800002",
+            "kind": {"group": "", "version": "v1", "kind": "Pod"},
+            "resource": {"group": "", "version": "v1", "resource": "pods"},
+            "requestKind": {"group": "", "version": "v1", "kind": "Pod"},
+            "operation": "CREATE",
+            "namespace": "team-a",
+            "userInfo": {"username": "system:serviceaccount:kube-system:replicaset-controller", "groups": ["x"]},
+            "object": {"apiVersion": "v1", "kind": "Pod",
+                       "metadata": {"generateName": "web-5d8f7-", "namespace": "team-a"},
+                       "spec": {"serviceAccountName": "web", "containers": [{"name": "app"}]}},
+            "oldObject": null,
+            "dryRun": true,
+            "options": {"apiVersion": "meta.k8s.io/v1", "kind": "CreateOptions"}
+        })
+    }
+
+    #[test]
+    fn decodes_a_pod_create() {
+        let view = decode(&review(pod_request())).unwrap();
+        assert_eq!(view.uid, "705ab4f5-6393-11e8-b7cc-42010a800002");
+        assert!(view.kind_is_pod);
+        assert!(view.is_pod_create());
+        assert_eq!(view.operation, "CREATE");
+        assert_eq!(view.namespace, "team-a");
+        assert!(view.dry_run);
+        assert_eq!(view.service_account_name(), "web");
+        assert_eq!(view.pod_name(), "web-5d8f7-");
+        assert_eq!(
+            view.pod.as_ref().unwrap()["spec"]["containers"][0]["name"],
+            "app"
+        );
+    }
+
+    #[test]
+    fn malformed_json_is_a_clear_error() {
+        let err = decode(b"{\"apiVersion\": ").unwrap_err();
+        assert!(matches!(err, ReviewError::Malformed(_)));
+        assert!(
+            err.to_string()
+                .starts_with("the request body is not a JSON AdmissionReview"),
+            "{err}"
+        );
+        assert!(matches!(decode(b"[]"), Err(ReviewError::Malformed(_))));
+        // A field of the wrong type is malformed too, not silently defaulted.
+        let mut request = pod_request();
+        request["uid"] = json!(42);
+        assert!(matches!(
+            decode(&review(request)),
+            Err(ReviewError::Malformed(_))
+        ));
+    }
+
+    #[test]
+    fn v1beta1_and_other_versions_are_refused() {
+        let body = serde_json::to_vec(
+            &json!({"apiVersion": "admission.k8s.io/v1beta1", "kind": KIND,
+                                              "request": pod_request()}),
+        )
+        .unwrap();
+        let err = decode(&body).unwrap_err();
+        assert!(matches!(err, ReviewError::V1beta1));
+        assert!(err.to_string().contains("admissionReviewVersions"), "{err}");
+
+        let body = serde_json::to_vec(&json!({"kind": KIND, "request": pod_request()})).unwrap();
+        assert!(matches!(decode(&body), Err(ReviewError::WrongApiVersion(v)) if v.is_empty()));
+        let body = serde_json::to_vec(&json!({"apiVersion": "v1", "kind": KIND})).unwrap();
+        assert!(matches!(decode(&body), Err(ReviewError::WrongApiVersion(v)) if v == "v1"));
+    }
+
+    #[test]
+    fn wrong_kind_is_refused() {
+        let body = serde_json::to_vec(
+            &json!({"apiVersion": API_VERSION, "kind": "Pod", "request": pod_request()}),
+        )
+        .unwrap();
+        let err = decode(&body).unwrap_err();
+        assert!(matches!(&err, ReviewError::WrongKind(k) if k == "Pod"));
+        assert_eq!(
+            err.to_string(),
+            "expected kind AdmissionReview, got \"Pod\""
+        );
+    }
+
+    #[test]
+    fn missing_request_or_uid_is_refused() {
+        let body = serde_json::to_vec(&json!({"apiVersion": API_VERSION, "kind": KIND})).unwrap();
+        assert!(matches!(decode(&body), Err(ReviewError::MissingRequest)));
+        let mut request = pod_request();
+        request.as_object_mut().unwrap().remove("uid");
+        assert!(matches!(
+            decode(&review(request)),
+            Err(ReviewError::MissingUid)
+        ));
+        let mut request = pod_request();
+        request["uid"] = json!("");
+        let err = decode(&review(request)).unwrap_err();
+        assert!(matches!(err, ReviewError::MissingUid));
+        assert_eq!(err.as_str(), "missing-uid");
+    }
+
+    #[test]
+    fn other_kinds_operations_and_subresources_pass_through() {
+        let mut request = pod_request();
+        request["kind"] = json!({"group": "apps", "version": "v1", "kind": "Deployment"});
+        let view = decode(&review(request)).unwrap();
+        assert!(!view.kind_is_pod);
+        assert!(!view.is_pod_create());
+
+        let mut request = pod_request();
+        request["kind"] = json!({"group": "example.com", "version": "v1", "kind": "Pod"});
+        assert!(!decode(&review(request)).unwrap().kind_is_pod);
+
+        let mut request = pod_request();
+        request["operation"] = json!("UPDATE");
+        assert!(!decode(&review(request)).unwrap().is_pod_create());
+
+        let mut request = pod_request();
+        request["subResource"] = json!("ephemeralcontainers");
+        assert!(!decode(&review(request)).unwrap().is_pod_create());
+
+        let mut request = pod_request();
+        request.as_object_mut().unwrap().remove("object");
+        let view = decode(&review(request)).unwrap();
+        assert!(!view.is_pod_create());
+        assert_eq!(view.service_account_name(), "default");
+    }
+
+    fn decode_response(bytes: &[u8]) -> Value {
+        serde_json::from_slice(bytes).unwrap()
+    }
+
+    #[test]
+    fn response_round_trips_the_patch() {
+        let view = decode(&review(pod_request())).unwrap();
+        let sa = ServiceAccountView::new("arn:aws:iam::123456789012:role/web");
+        let mutation = mutate(
+            view.pod.as_ref().unwrap(),
+            Some(&sa),
+            None,
+            &InjectionConfig::default(),
+        );
+        assert!(!mutation.patch.is_empty());
+        let expected_patch = mutation.patch.clone();
+        let bytes = response(&view.uid, &Decision::from_mutation(mutation, true));
+        let out = decode_response(&bytes);
+        assert_eq!(out["apiVersion"], "admission.k8s.io/v1");
+        assert_eq!(out["kind"], "AdmissionReview");
+        assert_eq!(out["response"]["uid"], view.uid.as_str());
+        assert_eq!(out["response"]["allowed"], true);
+        assert_eq!(out["response"]["patchType"], "JSONPatch");
+        assert!(out["response"].get("warnings").is_none());
+        assert!(out["response"].get("status").is_none());
+        let raw = base64::engine::general_purpose::STANDARD
+            .decode(out["response"]["patch"].as_str().unwrap())
+            .unwrap();
+        let patch: Patch = serde_json::from_slice(&raw).unwrap();
+        assert_eq!(patch, expected_patch);
+    }
+
+    #[test]
+    fn empty_patch_has_no_patch_type() {
+        let decision = Decision::Allow {
+            patch: Patch(vec![]),
+            warnings: vec!["careful".into()],
+        };
+        let out = decode_response(&response("u1", &decision));
+        assert_eq!(
+            out,
+            json!({"apiVersion": "admission.k8s.io/v1", "kind": "AdmissionReview",
+                   "response": {"uid": "u1", "allowed": true, "warnings": ["careful"]}})
+        );
+        assert_eq!(
+            decode_response(&response("u2", &Decision::allow()))["response"],
+            json!({"uid": "u2", "allowed": true})
+        );
+    }
+
+    #[test]
+    fn forbidden_is_denied_only_when_asked() {
+        let mutation = Mutation {
+            patch: Patch(vec![]),
+            warnings: vec![Warning::new(
+                WarningReason::ForbiddenRole,
+                "role not permitted",
+            )],
+            outcome: Outcome::Forbidden,
+        };
+        let admitted = Decision::from_mutation(mutation.clone(), false);
+        assert_eq!(
+            admitted,
+            Decision::Allow {
+                patch: Patch(vec![]),
+                warnings: vec!["role not permitted".into()]
+            }
+        );
+        let denied = Decision::from_mutation(mutation, true);
+        let out = decode_response(&response("u3", &denied));
+        assert_eq!(
+            out["response"],
+            json!({"uid": "u3", "allowed": false,
+                   "status": {"status": "Failure", "code": 403, "reason": "Forbidden", "message": "role not permitted"}})
+        );
+    }
+}

@@ -1,0 +1,261 @@
+//! The compact views of ServiceAccounts and Namespaces that the cache stores and the mutation reads.
+//!
+//! A view holds raw annotation values only: parsing and validation happen in the mutation, where a bad value
+//! becomes a warning on the pod that uses it rather than a silently dropped cache entry.
+
+use std::collections::BTreeMap;
+
+use regex::Regex;
+
+/// The annotation on a Namespace that restricts which role ARNs its service accounts may use (kiam's key).
+pub const PERMITTED_ANNOTATION: &str = "iam.amazonaws.com/permitted";
+
+/// Annotation suffixes read on a ServiceAccount (after `<prefix>/`).
+pub mod annotation {
+    /// The IAM role ARN; its presence triggers injection.
+    pub const ROLE_ARN: &str = "role-arn";
+    /// The token audience.
+    pub const AUDIENCE: &str = "audience";
+    /// `true`/`false`: inject `AWS_STS_REGIONAL_ENDPOINTS=regional`.
+    pub const STS_REGIONAL_ENDPOINTS: &str = "sts-regional-endpoints";
+    /// Token lifetime in seconds (also read on pods, where it wins).
+    pub const TOKEN_EXPIRATION: &str = "token-expiration";
+    /// Pod annotation: comma-separated container names to leave alone.
+    pub const SKIP_CONTAINERS: &str = "skip-containers";
+    /// Pod annotation: comma-separated container names; when present only these are injected.
+    pub const INCLUDE_CONTAINERS: &str = "include-containers";
+    /// Pod label (any value): leave the whole pod alone.
+    pub const SKIP_POD_LABEL: &str = "skip-pod-identity-webhook";
+}
+
+/// Builds `<prefix>/<suffix>`.
+pub fn prefixed(prefix: &str, suffix: &str) -> String {
+    let mut key = String::with_capacity(prefix.len() + 1 + suffix.len());
+    key.push_str(prefix);
+    key.push('/');
+    key.push_str(suffix);
+    key
+}
+
+/// Looks up `<prefix>/<suffix>` without allocating the key.
+pub(crate) fn prefixed_get<'a, I>(entries: I, prefix: &str, suffix: &str) -> Option<&'a str>
+where
+    I: IntoIterator<Item = (&'a str, &'a str)>,
+{
+    entries.into_iter().find_map(|(key, value)| {
+        let rest = key.strip_prefix(prefix)?.strip_prefix('/')?;
+        (rest == suffix).then_some(value)
+    })
+}
+
+/// What the mutation needs from an annotated ServiceAccount: the raw annotation values.
+///
+/// Boxed strings rather than `String`s: no spare capacity, 16 bytes per field, `None` free.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ServiceAccountView {
+    /// `<prefix>/role-arn`, as written (validated by the mutation).
+    pub role_arn: Box<str>,
+    /// `<prefix>/audience`, when present.
+    pub audience: Option<Box<str>>,
+    /// `<prefix>/sts-regional-endpoints`, when present.
+    pub sts_regional_endpoints: Option<Box<str>>,
+    /// `<prefix>/token-expiration`, when present.
+    pub token_expiration: Option<Box<str>>,
+}
+
+impl ServiceAccountView {
+    /// A view with only a role ARN.
+    pub fn new(role_arn: impl Into<Box<str>>) -> Self {
+        Self {
+            role_arn: role_arn.into(),
+            audience: None,
+            sts_regional_endpoints: None,
+            token_expiration: None,
+        }
+    }
+
+    /// Extracts the view from a ServiceAccount's annotations; `None` when it has no (or an empty)
+    /// `<prefix>/role-arn`, i.e. when its pods are not to be injected.
+    pub fn from_annotations(prefix: &str, annotations: &BTreeMap<String, String>) -> Option<Self> {
+        let get = |suffix: &str| {
+            prefixed_get(
+                annotations.iter().map(|(k, v)| (k.as_str(), v.as_str())),
+                prefix,
+                suffix,
+            )
+        };
+        let role_arn = get(annotation::ROLE_ARN)?;
+        // An emptied annotation is how people switch injection off without deleting the key.
+        if role_arn.trim().is_empty() {
+            return None;
+        }
+        Some(Self {
+            role_arn: role_arn.into(),
+            audience: get(annotation::AUDIENCE).map(Into::into),
+            sts_regional_endpoints: get(annotation::STS_REGIONAL_ENDPOINTS).map(Into::into),
+            token_expiration: get(annotation::TOKEN_EXPIRATION).map(Into::into),
+        })
+    }
+
+    /// Heap bytes owned by this view, for the cache's memory accounting.
+    pub fn heap_bytes(&self) -> usize {
+        let opt = |s: &Option<Box<str>>| s.as_ref().map_or(0, |s| s.len());
+        self.role_arn.len()
+            + opt(&self.audience)
+            + opt(&self.sts_regional_endpoints)
+            + opt(&self.token_expiration)
+    }
+}
+
+/// A Namespace's role restriction: `iam.amazonaws.com/permitted`, compiled to match whole ARNs.
+#[derive(Debug, Clone)]
+pub enum NamespaceView {
+    /// Only role ARNs that this regex matches in full are injected.
+    Permitted(Regex),
+    /// The annotation is not a valid regex: no role is permitted (fail closed) and pods get a warning.
+    Invalid {
+        /// The annotation value as written.
+        pattern: Box<str>,
+        /// Why it did not compile.
+        error: Box<str>,
+    },
+}
+
+impl NamespaceView {
+    /// Extracts the restriction from a Namespace's annotations; `None` when the namespace restricts nothing.
+    ///
+    /// An empty value is a restriction that admits no role: full-match semantics, and failing closed is
+    /// the safe reading of a policy someone bothered to write.
+    pub fn from_annotations(annotations: &BTreeMap<String, String>) -> Option<Self> {
+        annotations
+            .get(PERMITTED_ANNOTATION)
+            .map(|pattern| Self::compile(pattern))
+    }
+
+    /// Compiles a `permitted` pattern so that it must match the whole role ARN.
+    pub fn compile(pattern: &str) -> Self {
+        match crate::config::full_match_regex(pattern) {
+            Ok(regex) => Self::Permitted(regex),
+            Err(error) => Self::Invalid {
+                pattern: pattern.into(),
+                error: error.into(),
+            },
+        }
+    }
+
+    /// Whether a role ARN is allowed; `Err` carries the invalid pattern and its error.
+    pub fn permits(&self, role_arn: &str) -> Result<bool, (&str, &str)> {
+        match self {
+            Self::Permitted(regex) => Ok(regex.is_match(role_arn)),
+            Self::Invalid { pattern, error } => Err((pattern, error)),
+        }
+    }
+
+    /// The pattern as written in the annotation.
+    pub fn pattern(&self) -> &str {
+        match self {
+            // Strip the `^(?:` ... `)$` wrapper added by `compile`.
+            Self::Permitted(regex) => {
+                let s = regex.as_str();
+                &s[4..s.len() - 2]
+            }
+            Self::Invalid { pattern, .. } => pattern,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn annotations(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    }
+
+    #[test]
+    fn service_account_view_reads_prefixed_annotations_only() {
+        let sa = annotations(&[
+            (
+                "eks.amazonaws.com/role-arn",
+                "arn:aws:iam::123456789012:role/app",
+            ),
+            ("eks.amazonaws.com/audience", "minio"),
+            ("eks.amazonaws.com/token-expiration", "3600"),
+            ("other.example.com/sts-regional-endpoints", "true"),
+            ("unrelated", "x"),
+        ]);
+        let view = ServiceAccountView::from_annotations("eks.amazonaws.com", &sa).unwrap();
+        assert_eq!(&*view.role_arn, "arn:aws:iam::123456789012:role/app");
+        assert_eq!(view.audience.as_deref(), Some("minio"));
+        assert_eq!(view.token_expiration.as_deref(), Some("3600"));
+        assert_eq!(view.sts_regional_endpoints, None);
+        assert!(ServiceAccountView::from_annotations("other.example.com", &sa).is_none());
+    }
+
+    #[test]
+    fn prefix_must_be_followed_by_a_slash() {
+        let sa = annotations(&[(
+            "eks.amazonaws.com.evil/role-arn",
+            "arn:aws:iam::123456789012:role/x",
+        )]);
+        assert!(ServiceAccountView::from_annotations("eks.amazonaws.com", &sa).is_none());
+    }
+
+    #[test]
+    fn empty_role_arn_means_not_annotated() {
+        let sa = annotations(&[("eks.amazonaws.com/role-arn", " ")]);
+        assert!(ServiceAccountView::from_annotations("eks.amazonaws.com", &sa).is_none());
+    }
+
+    #[test]
+    fn service_account_view_is_compact() {
+        assert_eq!(std::mem::size_of::<ServiceAccountView>(), 64);
+        let view = ServiceAccountView::new("arn:aws:iam::123456789012:role/app");
+        assert_eq!(view.heap_bytes(), 34);
+    }
+
+    #[test]
+    fn namespace_view_matches_whole_arns() {
+        let ns = NamespaceView::from_annotations(&annotations(&[(
+            PERMITTED_ANNOTATION,
+            "arn:aws:iam::123456789012:role/team-a-.*",
+        )]))
+        .unwrap();
+        assert_eq!(
+            ns.permits("arn:aws:iam::123456789012:role/team-a-app"),
+            Ok(true)
+        );
+        assert_eq!(
+            ns.permits("arn:aws:iam::123456789012:role/team-b-app"),
+            Ok(false)
+        );
+        assert_eq!(
+            ns.permits("x-arn:aws:iam::123456789012:role/team-a-app"),
+            Ok(false)
+        );
+        assert_eq!(ns.pattern(), "arn:aws:iam::123456789012:role/team-a-.*");
+
+        let alternation = NamespaceView::compile("a|b");
+        assert_eq!(alternation.permits("a"), Ok(true));
+        assert_eq!(alternation.permits("ab"), Ok(false));
+    }
+
+    #[test]
+    fn namespace_view_absent_empty_and_invalid() {
+        assert!(NamespaceView::from_annotations(&annotations(&[("other", "x")])).is_none());
+        let empty =
+            NamespaceView::from_annotations(&annotations(&[(PERMITTED_ANNOTATION, "")])).unwrap();
+        assert_eq!(
+            empty.permits("arn:aws:iam::123456789012:role/app"),
+            Ok(false)
+        );
+        let invalid = NamespaceView::compile("role/(unclosed");
+        let (pattern, error) = invalid.permits("x").unwrap_err();
+        assert_eq!(pattern, "role/(unclosed");
+        assert_eq!(error, "unclosed group");
+        assert_eq!(invalid.pattern(), "role/(unclosed");
+    }
+}

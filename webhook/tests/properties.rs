@@ -1,0 +1,349 @@
+//! Property tests of the mutation's invariants over generated pods, service accounts, namespaces and flags:
+//! the patch only appends to env / volumeMounts / volumes, applying it changes nothing else (fields nobody
+//! knows included), and mutating the result again adds nothing.
+
+use std::collections::BTreeMap;
+
+use irsa_webhook::{
+    config::{DEFAULT_TOKEN_MOUNT_PATH, InjectionConfig},
+    mutate::{Outcome, mutate},
+    views::{NamespaceView, ServiceAccountView},
+};
+use json_patch::PatchOperation;
+use proptest::{collection::vec, option, prelude::*};
+use serde_json::{Map, Value, json};
+
+/// Arbitrary JSON, for the fields the webhook must carry through untouched.
+fn any_json() -> impl Strategy<Value = Value> {
+    let leaf = prop_oneof![
+        Just(Value::Null),
+        any::<bool>().prop_map(Value::Bool),
+        any::<i64>().prop_map(Value::from),
+        any::<f64>()
+            .prop_filter("finite", |f| f.is_finite())
+            .prop_map(Value::from),
+        "\\PC{0,12}".prop_map(Value::String),
+    ];
+    leaf.prop_recursive(3, 24, 4, |inner| {
+        prop_oneof![
+            vec(inner.clone(), 0..4).prop_map(Value::Array),
+            proptest::collection::btree_map("\\PC{1,8}", inner, 0..4)
+                .prop_map(|m| Value::Object(m.into_iter().collect())),
+        ]
+    })
+}
+
+/// Extra fields with random names, minus the few names the webhook reads or appends to at that level.
+fn extras(reserved: &'static [&'static str]) -> impl Strategy<Value = BTreeMap<String, Value>> {
+    proptest::collection::btree_map(
+        "[a-zA-Z][a-zA-Z0-9/._~-]{0,10}"
+            .prop_filter("reserved", move |k| !reserved.contains(&k.as_str())),
+        any_json(),
+        0..4,
+    )
+}
+
+fn with_extras(mut object: Map<String, Value>, extras: BTreeMap<String, Value>) -> Value {
+    for (key, value) in extras {
+        object.entry(key).or_insert(value);
+    }
+    Value::Object(object)
+}
+
+const ENV_NAMES: &[&str] = &[
+    "AWS_ROLE_ARN",
+    "AWS_WEB_IDENTITY_TOKEN_FILE",
+    "AWS_STS_REGIONAL_ENDPOINTS",
+    "AWS_REGION",
+    "AWS_DEFAULT_REGION",
+    "AWS_ACCESS_KEY_ID",
+    "LOG_LEVEL",
+];
+
+fn env_entry() -> impl Strategy<Value = Value> {
+    (
+        proptest::sample::select(ENV_NAMES),
+        any::<bool>(),
+        extras(&["name", "value", "valueFrom"]),
+    )
+        .prop_map(|(name, from, extra)| {
+            let mut entry = Map::new();
+            entry.insert("name".into(), name.into());
+            if from {
+                entry.insert(
+                    "valueFrom".into(),
+                    json!({"secretKeyRef": {"name": "s", "key": "k"}}),
+                );
+            } else {
+                entry.insert("value".into(), "v".into());
+            }
+            with_extras(entry, extra)
+        })
+}
+
+fn mount() -> impl Strategy<Value = Value> {
+    let names = proptest::sample::select(&["aws-iam-token", "data", "creds"][..]);
+    let paths = proptest::sample::select(
+        &[
+            DEFAULT_TOKEN_MOUNT_PATH,
+            "/var/run/secrets/eks.amazonaws.com/serviceaccount/",
+            "/data",
+            "/creds",
+        ][..],
+    );
+    (names, paths, extras(&["name", "mountPath"])).prop_map(|(name, path, extra)| {
+        with_extras(
+            json!({"name": name, "mountPath": path})
+                .as_object()
+                .unwrap()
+                .clone(),
+            extra,
+        )
+    })
+}
+
+/// An optional array: absent, null, or present (possibly empty).
+fn optional_list(item: impl Strategy<Value = Value>) -> impl Strategy<Value = Option<Value>> {
+    prop_oneof![
+        2 => Just(None),
+        1 => Just(Some(Value::Null)),
+        4 => vec(item, 0..4).prop_map(|items| Some(Value::Array(items))),
+    ]
+}
+
+fn container() -> impl Strategy<Value = Value> {
+    let names = proptest::sample::select(&["app", "sidecar", "init", "proxy", ""][..]);
+    (
+        names,
+        optional_list(env_entry()),
+        optional_list(mount()),
+        extras(&["name", "env", "volumeMounts"]),
+    )
+        .prop_map(|(name, env, mounts, extra)| {
+            let mut c = Map::new();
+            c.insert("name".into(), name.into());
+            if let Some(env) = env {
+                c.insert("env".into(), env);
+            }
+            if let Some(mounts) = mounts {
+                c.insert("volumeMounts".into(), mounts);
+            }
+            with_extras(c, extra)
+        })
+}
+
+fn volume() -> impl Strategy<Value = Value> {
+    prop_oneof![
+        Just(json!({"name": "data", "emptyDir": {}})),
+        Just(json!({"name": "aws-iam-token", "secret": {"secretName": "static"}})),
+        Just(
+            json!({"name": "aws-iam-token", "projected": {"defaultMode": 420, "sources": [{"serviceAccountToken":
+            {"audience": "sts.amazonaws.com", "expirationSeconds": 86400, "path": "token"}}]}})
+        ),
+        Just(
+            json!({"name": "kube-api-access-x", "projected": {"sources": [{"serviceAccountToken": {"path": "token"}}]}})
+        ),
+    ]
+}
+
+fn pod() -> impl Strategy<Value = Value> {
+    let labels = option::of(Just(
+        json!({"eks.amazonaws.com/skip-pod-identity-webhook": "true"}),
+    ));
+    let annotation_values = proptest::sample::select(
+        &["60", "3600", "99999999", "soon", "app", "sidecar,init", ""][..],
+    );
+    let annotations = proptest::collection::btree_map(
+        proptest::sample::select(
+            &[
+                "eks.amazonaws.com/token-expiration",
+                "eks.amazonaws.com/include-containers",
+                "eks.amazonaws.com/skip-containers",
+                "other",
+            ][..],
+        ),
+        annotation_values,
+        0..3,
+    );
+    let node_selector = option::of(Just(json!({"kubernetes.io/os": "windows"})));
+    let init = option::of(vec(container(), 0..3));
+    let volumes = optional_list(volume());
+    (
+        (labels, annotations, extras(&["labels", "annotations"])),
+        (
+            vec(container(), 0..4),
+            init,
+            volumes,
+            node_selector,
+            extras(&["containers", "initContainers", "volumes"]),
+        ),
+        extras(&["metadata", "spec"]),
+    )
+        .prop_map(
+            |(
+                (labels, annotations, meta_extra),
+                (containers, init, volumes, node_selector, spec_extra),
+                top,
+            )| {
+                let mut metadata = Map::new();
+                if let Some(labels) = labels {
+                    metadata.insert("labels".into(), labels);
+                }
+                if !annotations.is_empty() {
+                    metadata.insert("annotations".into(), json!(annotations));
+                }
+                let mut spec = Map::new();
+                spec.insert("containers".into(), Value::Array(containers));
+                if let Some(init) = init {
+                    spec.insert("initContainers".into(), Value::Array(init));
+                }
+                if let Some(volumes) = volumes {
+                    spec.insert("volumes".into(), volumes);
+                }
+                if let Some(node_selector) = node_selector {
+                    spec.insert("nodeSelector".into(), node_selector);
+                }
+                let mut pod = Map::new();
+                pod.insert("metadata".into(), with_extras(metadata, meta_extra));
+                pod.insert("spec".into(), with_extras(spec, spec_extra));
+                with_extras(pod, top)
+            },
+        )
+}
+
+fn service_account() -> impl Strategy<Value = Option<ServiceAccountView>> {
+    let arns = proptest::sample::select(
+        &[
+            "arn:aws:iam::123456789012:role/app",
+            "arn:aws-cn:iam::123456789012:role/x/y",
+            "not-an-arn",
+        ][..],
+    );
+    let opt_str = |values: &'static [&'static str]| option::of(proptest::sample::select(values));
+    option::of((
+        arns,
+        opt_str(&["", "sts.amazonaws.com", "minio"]),
+        opt_str(&["true", "false", "junk"]),
+        opt_str(&["600", "7200", "1", "x"]),
+    ))
+    .prop_map(|sa| {
+        sa.map(|(arn, audience, regional, expiration)| ServiceAccountView {
+            role_arn: arn.into(),
+            audience: audience.map(Into::into),
+            sts_regional_endpoints: regional.map(Into::into),
+            token_expiration: expiration.map(Into::into),
+        })
+    })
+}
+
+fn namespace() -> impl Strategy<Value = Option<NamespaceView>> {
+    option::of(proptest::sample::select(
+        &[
+            "arn:aws:iam::123456789012:role/.*",
+            "arn:.*:role/other",
+            "(",
+        ][..],
+    ))
+    .prop_map(|pattern| pattern.map(NamespaceView::compile))
+}
+
+fn config() -> impl Strategy<Value = InjectionConfig> {
+    (any::<bool>(), option::of(Just("eu-west-1".to_owned()))).prop_map(|(regional, region)| {
+        InjectionConfig {
+            sts_regional_endpoint: regional,
+            aws_default_region: region,
+            ..InjectionConfig::default()
+        }
+    })
+}
+
+/// The pod without the arrays the webhook appends to.
+fn strip_owned(pod: &Value) -> Value {
+    let mut pod = pod.clone();
+    if let Some(spec) = pod.get_mut("spec").and_then(Value::as_object_mut) {
+        spec.remove("volumes");
+        for field in ["containers", "initContainers"] {
+            for c in spec
+                .get_mut(field)
+                .and_then(Value::as_array_mut)
+                .into_iter()
+                .flatten()
+            {
+                c.as_object_mut().unwrap().remove("env");
+                c.as_object_mut().unwrap().remove("volumeMounts");
+            }
+        }
+    }
+    pod
+}
+
+/// Every owned array (null or absent as empty), in a fixed order.
+fn owned_arrays(pod: &Value) -> Vec<Vec<Value>> {
+    let list = |v: &Value, f: &str| {
+        v.get(f)
+            .and_then(Value::as_array)
+            .cloned()
+            .unwrap_or_default()
+    };
+    let spec = &pod["spec"];
+    let mut out = vec![list(spec, "volumes")];
+    for field in ["containers", "initContainers"] {
+        for c in spec
+            .get(field)
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+        {
+            out.push(list(c, "env"));
+            out.push(list(c, "volumeMounts"));
+        }
+    }
+    out
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 512, ..ProptestConfig::default() })]
+
+    #[test]
+    fn patch_only_appends_to_owned_arrays(pod in pod(), sa in service_account(), ns in namespace(), cfg in config()) {
+        let m = mutate(&pod, sa.as_ref(), ns.as_ref(), &cfg);
+        prop_assert_eq!(m.outcome == Outcome::Mutated, !m.patch.is_empty());
+        let shape = regex::Regex::new(r"^/spec/((containers|initContainers)/\d+/(env|volumeMounts)|volumes)(/-)?$").unwrap();
+        for op in m.patch.iter() {
+            let PatchOperation::Add(add) = op else { panic!("not an add: {op}") };
+            prop_assert!(shape.is_match(add.path.as_str()), "path {}", add.path);
+            // A whole-array add only where the array was absent or null: never replaces existing entries.
+            if !add.path.as_str().ends_with("/-") {
+                let existing = pod.pointer(add.path.as_str());
+                prop_assert!(existing.is_none_or(Value::is_null), "replaces {}", add.path);
+            }
+        }
+    }
+
+    #[test]
+    fn unknown_fields_round_trip(pod in pod(), sa in service_account(), ns in namespace(), cfg in config()) {
+        let m = mutate(&pod, sa.as_ref(), ns.as_ref(), &cfg);
+        let mut patched = pod.clone();
+        json_patch::patch(&mut patched, &m.patch).expect("the patch applies");
+        prop_assert_eq!(strip_owned(&pod), strip_owned(&patched));
+        let (before, after) = (owned_arrays(&pod), owned_arrays(&patched));
+        prop_assert_eq!(before.len(), after.len());
+        for (b, a) in before.iter().zip(&after) {
+            prop_assert!(a.len() >= b.len() && a[..b.len()] == b[..], "existing entries changed: {:?} -> {:?}", b, a);
+        }
+    }
+
+    #[test]
+    fn mutating_twice_adds_nothing(pod in pod(), sa in service_account(), ns in namespace(), cfg in config()) {
+        let first = mutate(&pod, sa.as_ref(), ns.as_ref(), &cfg);
+        let mut patched = pod.clone();
+        json_patch::patch(&mut patched, &first.patch).expect("the patch applies");
+        let second = mutate(&patched, sa.as_ref(), ns.as_ref(), &cfg);
+        prop_assert!(second.patch.is_empty(), "second patch {}", second.patch);
+        if first.outcome == Outcome::Mutated {
+            prop_assert_eq!(second.outcome, Outcome::AlreadyMutated);
+        } else {
+            prop_assert_eq!(second.outcome, first.outcome);
+        }
+    }
+}
