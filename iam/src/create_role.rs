@@ -1,0 +1,590 @@
+//! `create-role`: an IAM role only one service account can assume, its policies, and (optionally)
+//! the ServiceAccount's `eks.amazonaws.com/role-arn` annotation. The counterpart of
+//! `eksctl create iamserviceaccount`, without CloudFormation.
+
+use std::fmt::Write as _;
+use std::path::{Path, PathBuf};
+
+use k8s_openapi::api::core::v1::ServiceAccount;
+use kube::api::{Api, ObjectMeta, Patch, PatchParams, PostParams};
+use serde_json::{Value, json};
+
+use crate::associate::read_provider;
+use crate::aws::{Aws, AwsError, AwsOptions, classify};
+use crate::plan::{RolePlan, ServiceAccountChange, ServiceAccountPlan, TrustChange};
+use crate::provider_url::{ProviderUrl, ProviderUrlError};
+use crate::trust_policy::{
+    DEFAULT_AUDIENCE, TrustPolicy, TrustPolicyError, decode_policy_document,
+};
+
+/// The annotation the pod-identity webhook reads.
+pub const ROLE_ARN_ANNOTATION: &str = "eks.amazonaws.com/role-arn";
+
+/// What `create-role` is asked to do.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CreateRoleOptions {
+    /// The issuer URL, exactly the tokens' `iss`.
+    pub issuer_url: String,
+    /// The service account's namespace.
+    pub namespace: String,
+    /// The service account's name.
+    pub service_account: String,
+    /// The role's name.
+    pub role_name: String,
+    /// Managed policies to attach.
+    pub attach_policy_arns: Vec<String>,
+    /// The audience the trust policy admits.
+    pub audience: String,
+    /// Create or annotate the ServiceAccount.
+    pub annotate_service_account: bool,
+    /// A kubeconfig file (otherwise `KUBECONFIG`, `~/.kube/config`, or in-cluster).
+    pub kubeconfig: Option<PathBuf>,
+    /// Read and plan, change nothing.
+    pub dry_run: bool,
+    /// Credentials and region.
+    pub aws: AwsOptions,
+}
+
+impl CreateRoleOptions {
+    /// Options with every default.
+    pub fn new(
+        issuer_url: impl Into<String>,
+        namespace: impl Into<String>,
+        service_account: impl Into<String>,
+        role_name: impl Into<String>,
+    ) -> CreateRoleOptions {
+        CreateRoleOptions {
+            issuer_url: issuer_url.into(),
+            namespace: namespace.into(),
+            service_account: service_account.into(),
+            role_name: role_name.into(),
+            attach_policy_arns: Vec::new(),
+            audience: DEFAULT_AUDIENCE.to_owned(),
+            annotate_service_account: false,
+            kubeconfig: None,
+            dry_run: false,
+            aws: AwsOptions::default(),
+        }
+    }
+}
+
+/// Why `create-role` stopped.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum CreateRoleError {
+    /// An option is malformed.
+    #[error("{0}")]
+    Input(String),
+    /// The issuer URL is unusable.
+    #[error(transparent)]
+    Url(#[from] ProviderUrlError),
+    /// The issuer is not registered in IAM.
+    #[error(
+        "the OIDC provider {arn} does not exist; register the issuer first: irsa associate-oidc-provider --issuer-url {issuer}"
+    )]
+    ProviderMissing {
+        /// The provider ARN the trust policy would name.
+        arn: String,
+        /// The issuer URL.
+        issuer: String,
+    },
+    /// The role's current trust policy is unreadable.
+    #[error(transparent)]
+    TrustPolicy(#[from] TrustPolicyError),
+    /// An AWS call failed.
+    #[error(transparent)]
+    Aws(#[from] AwsError),
+    /// No usable Kubernetes configuration.
+    #[error("cannot configure the Kubernetes client: {0}")]
+    KubeConfig(String),
+    /// A Kubernetes call failed.
+    #[error("{action} ServiceAccount {namespace}/{name}: {source}")]
+    Kube {
+        /// What was attempted.
+        action: &'static str,
+        /// Namespace.
+        namespace: String,
+        /// Name.
+        name: String,
+        /// The client's error.
+        source: Box<kube::Error>,
+    },
+}
+
+/// What `create-role` found and did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CreateRoleReport {
+    /// The plan (after a race, the one that was applied).
+    pub plan: RolePlan,
+    /// Legal but suspicious findings.
+    pub warnings: Vec<String>,
+    /// Whether this was a dry run.
+    pub dry_run: bool,
+    /// Whether anything was changed.
+    pub applied: bool,
+}
+
+impl CreateRoleReport {
+    /// The report for people.
+    pub fn render_text(&self) -> String {
+        let mut out = String::new();
+        for w in &self.warnings {
+            let _ = writeln!(out, "warning: {w}");
+        }
+        out.push_str(&self.plan.render_text());
+        if self.dry_run && self.plan.has_changes() {
+            let _ = writeln!(out, "dry run: nothing changed");
+        }
+        out
+    }
+
+    /// The report for programs.
+    pub fn to_json(&self) -> Value {
+        json!({
+            "role": self.plan.to_json(),
+            "warnings": self.warnings,
+            "dry_run": self.dry_run,
+            "applied": self.applied,
+        })
+    }
+}
+
+/// Runs `create-role`.
+pub async fn create_role(opts: &CreateRoleOptions) -> Result<CreateRoleReport, CreateRoleError> {
+    let url = ProviderUrl::parse(&opts.issuer_url)?;
+    check_inputs(opts)?;
+    let mut warnings = url.warnings().to_vec();
+
+    // The cluster first: a broken kubeconfig must not leave a half-done role behind.
+    let service_accounts = match opts.annotate_service_account {
+        true => Some(Api::<ServiceAccount>::namespaced(
+            kube_client(opts.kubeconfig.as_deref()).await?,
+            &opts.namespace,
+        )),
+        false => None,
+    };
+
+    let aws = Aws::connect(&opts.aws).await?;
+    let provider_arn = url.provider_arn(aws.partition, &aws.account);
+    match read_provider(&aws.iam, &provider_arn).await {
+        Ok(Some(provider)) => {
+            if !provider.client_ids.contains(&opts.audience) {
+                warnings.push(format!(
+                    "{provider_arn} does not list client ID {:?}: STS will refuse its tokens; add it with irsa associate-oidc-provider --client-id {}",
+                    opts.audience, opts.audience
+                ));
+            }
+        }
+        Ok(None) if opts.dry_run => warnings.push(format!(
+            "the OIDC provider {provider_arn} does not exist yet; run irsa associate-oidc-provider first"
+        )),
+        Ok(None) => {
+            return Err(CreateRoleError::ProviderMissing {
+                arn: provider_arn,
+                issuer: url.as_str().to_owned(),
+            });
+        }
+        Err(e) if e.is_access_denied() => {
+            warnings.push(format!("cannot check that the OIDC provider exists: {e}"))
+        }
+        Err(e) => return Err(e.into()),
+    }
+
+    let policy = TrustPolicy::new(
+        &url,
+        &provider_arn,
+        &opts.namespace,
+        &opts.service_account,
+        &opts.audience,
+    );
+    let mut plan = plan_role(&aws, opts, &policy).await?;
+    if let Some(api) = &service_accounts {
+        plan.service_account = Some(plan_service_account(api, opts, &plan.role_arn).await?);
+    }
+
+    let mut applied = false;
+    if !opts.dry_run && plan.has_changes() {
+        if plan.trust_change == TrustChange::CreateRole {
+            match create(&aws, opts, &policy).await {
+                Ok(arn) => {
+                    if let Some(sa) = plan.service_account.as_mut() {
+                        sa.value.clone_from(&arn);
+                    }
+                    plan.role_arn = arn;
+                }
+                Err(e) if e.is_already_exists() => {
+                    warnings.push(format!(
+                        "role {} was created concurrently by someone else; reconciling with it",
+                        opts.role_name
+                    ));
+                    let service_account = plan.service_account.take();
+                    plan = plan_role(&aws, opts, &policy).await?;
+                    plan.service_account = service_account;
+                    update_trust(&aws, opts, &policy, &plan).await?;
+                }
+                Err(e) => return Err(e.into()),
+            }
+        } else {
+            update_trust(&aws, opts, &policy, &plan).await?;
+        }
+        for arn in &plan.attach_policy_arns {
+            aws.iam
+                .attach_role_policy()
+                .role_name(&opts.role_name)
+                .policy_arn(arn)
+                .send()
+                .await
+                .map_err(|e| classify("iam:AttachRolePolicy", Some(&plan.role_arn), e))?;
+        }
+        if let (Some(api), Some(sa)) = (&service_accounts, &plan.service_account) {
+            apply_service_account(api, sa).await?;
+        }
+        applied = true;
+    }
+    Ok(CreateRoleReport {
+        plan,
+        warnings,
+        dry_run: opts.dry_run,
+        applied,
+    })
+}
+
+fn check_inputs(opts: &CreateRoleOptions) -> Result<(), CreateRoleError> {
+    let bad = |what: String| Err(CreateRoleError::Input(what));
+    if !is_dns_label(&opts.namespace) {
+        return bad(format!(
+            "namespace {:?} is not a valid Kubernetes namespace name (lower-case DNS label, at most 63 characters)",
+            opts.namespace
+        ));
+    }
+    if opts.service_account.len() > 253
+        || opts.service_account.is_empty()
+        || !opts.service_account.split('.').all(is_dns_label)
+    {
+        return bad(format!(
+            "service account {:?} is not a valid Kubernetes name (lower-case DNS subdomain)",
+            opts.service_account
+        ));
+    }
+    let role_ok = |c: char| c.is_ascii_alphanumeric() || "+=,.@_-".contains(c);
+    if opts.role_name.is_empty()
+        || opts.role_name.len() > 64
+        || !opts.role_name.chars().all(role_ok)
+    {
+        return bad(format!(
+            "role name {:?} must be 1 to 64 characters of letters, digits and +=,.@_-",
+            opts.role_name
+        ));
+    }
+    if let Some(arn) = opts
+        .attach_policy_arns
+        .iter()
+        .find(|a| !a.starts_with("arn:") || !a.contains(":policy/"))
+    {
+        return bad(format!(
+            "{arn:?} is not a managed policy ARN (arn:aws:iam::<account or aws>:policy/NAME)"
+        ));
+    }
+    if opts.audience.is_empty() {
+        return bad("the audience must not be empty".to_owned());
+    }
+    Ok(())
+}
+
+fn is_dns_label(s: &str) -> bool {
+    !s.is_empty()
+        && s.len() <= 63
+        && s.bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+        && !s.starts_with('-')
+        && !s.ends_with('-')
+}
+
+/// Reads the role and its attached policies and plans the IAM side.
+async fn plan_role(
+    aws: &Aws,
+    opts: &CreateRoleOptions,
+    policy: &TrustPolicy,
+) -> Result<RolePlan, CreateRoleError> {
+    let role = match aws.iam.get_role().role_name(&opts.role_name).send().await {
+        Ok(out) => out.role,
+        Err(e) => match classify("iam:GetRole", Some(&opts.role_name), e) {
+            e if e.is_not_found() => None,
+            e => return Err(e.into()),
+        },
+    };
+    let wanted = dedup(&opts.attach_policy_arns);
+    let (role_arn, trust_change, attached) = match role {
+        None => (
+            format!(
+                "arn:{}:iam::{}:role/{}",
+                aws.partition, aws.account, opts.role_name
+            ),
+            TrustChange::CreateRole,
+            Vec::new(),
+        ),
+        Some(role) => {
+            let existing = role.assume_role_policy_document().unwrap_or("{}");
+            let change = if policy.is_satisfied_by(existing)? {
+                TrustChange::None
+            } else {
+                TrustChange::Replace {
+                    existing: decode_policy_document(existing)?,
+                }
+            };
+            let attached = if wanted.is_empty() {
+                Vec::new()
+            } else {
+                attached_policies(aws, &opts.role_name, role.arn()).await?
+            };
+            (role.arn().to_owned(), change, attached)
+        }
+    };
+    let (attached_already, attach_policy_arns): (Vec<String>, Vec<String>) =
+        wanted.into_iter().partition(|arn| attached.contains(arn));
+    // A mistyped policy ARN must stop the run before the role is created, not after.
+    for arn in &attach_policy_arns {
+        match aws.iam.get_policy().policy_arn(arn).send().await {
+            Ok(_) => {}
+            Err(e) => match classify("iam:GetPolicy", Some(arn), e) {
+                e if e.is_access_denied() => {}
+                e if e.is_not_found() => {
+                    return Err(CreateRoleError::Input(format!(
+                        "policy {arn} does not exist (check the account and the name; AWS-managed policies are arn:{}:iam::aws:policy/NAME)",
+                        aws.partition
+                    )));
+                }
+                e => return Err(e.into()),
+            },
+        }
+    }
+    Ok(RolePlan {
+        role_name: opts.role_name.clone(),
+        role_arn,
+        subject: policy.subject().to_owned(),
+        audience: policy.audience().to_owned(),
+        trust_policy: policy.to_value(),
+        trust_change,
+        attach_policy_arns,
+        attached_already,
+        service_account: None,
+    })
+}
+
+async fn attached_policies(
+    aws: &Aws,
+    role_name: &str,
+    role_arn: &str,
+) -> Result<Vec<String>, AwsError> {
+    let mut out = Vec::new();
+    let mut marker = None;
+    loop {
+        let page = aws
+            .iam
+            .list_attached_role_policies()
+            .role_name(role_name)
+            .set_marker(marker)
+            .send()
+            .await
+            .map_err(|e| classify("iam:ListAttachedRolePolicies", Some(role_arn), e))?;
+        out.extend(
+            page.attached_policies()
+                .iter()
+                .filter_map(|p| p.policy_arn().map(str::to_owned)),
+        );
+        match page.marker() {
+            Some(m) if page.is_truncated() => marker = Some(m.to_owned()),
+            _ => return Ok(out),
+        }
+    }
+}
+
+async fn create(
+    aws: &Aws,
+    opts: &CreateRoleOptions,
+    policy: &TrustPolicy,
+) -> Result<String, AwsError> {
+    let out = aws
+        .iam
+        .create_role()
+        .role_name(&opts.role_name)
+        .assume_role_policy_document(policy.to_json())
+        .description(format!(
+            "Assumable only by {} (irsa create-role)",
+            policy.subject()
+        ))
+        .send()
+        .await
+        .map_err(|e| classify("iam:CreateRole", Some(&opts.role_name), e))?;
+    Ok(out.role().map(|r| r.arn().to_owned()).unwrap_or_default())
+}
+
+async fn update_trust(
+    aws: &Aws,
+    opts: &CreateRoleOptions,
+    policy: &TrustPolicy,
+    plan: &RolePlan,
+) -> Result<(), AwsError> {
+    if let TrustChange::Replace { .. } = plan.trust_change {
+        aws.iam
+            .update_assume_role_policy()
+            .role_name(&opts.role_name)
+            .policy_document(policy.to_json())
+            .send()
+            .await
+            .map_err(|e| classify("iam:UpdateAssumeRolePolicy", Some(&plan.role_arn), e))?;
+    }
+    Ok(())
+}
+
+async fn kube_client(kubeconfig: Option<&Path>) -> Result<kube::Client, CreateRoleError> {
+    // kube builds rustls configs with the process default provider.
+    let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
+    let config_error = |e: &dyn std::fmt::Display| CreateRoleError::KubeConfig(e.to_string());
+    let config = match kubeconfig {
+        Some(path) => {
+            let file = kube::config::Kubeconfig::read_from(path)
+                .map_err(|e| config_error(&format!("{}: {e}", path.display())))?;
+            kube::Config::from_custom_kubeconfig(file, &kube::config::KubeConfigOptions::default())
+                .await
+                .map_err(|e| config_error(&e))?
+        }
+        None => kube::Config::infer().await.map_err(|e| config_error(&e))?,
+    };
+    kube::Client::try_from(config).map_err(|e| config_error(&e))
+}
+
+async fn plan_service_account(
+    api: &Api<ServiceAccount>,
+    opts: &CreateRoleOptions,
+    role_arn: &str,
+) -> Result<ServiceAccountPlan, CreateRoleError> {
+    let existing =
+        api.get_opt(&opts.service_account)
+            .await
+            .map_err(|source| CreateRoleError::Kube {
+                action: "read",
+                namespace: opts.namespace.clone(),
+                name: opts.service_account.clone(),
+                source: Box::new(source),
+            })?;
+    let change = match existing {
+        None => ServiceAccountChange::Create,
+        Some(sa) => {
+            let current = sa
+                .metadata
+                .annotations
+                .as_ref()
+                .and_then(|a| a.get(ROLE_ARN_ANNOTATION))
+                .cloned();
+            if current.as_deref() == Some(role_arn) {
+                ServiceAccountChange::None
+            } else {
+                ServiceAccountChange::Annotate { previous: current }
+            }
+        }
+    };
+    Ok(ServiceAccountPlan {
+        namespace: opts.namespace.clone(),
+        name: opts.service_account.clone(),
+        annotation: ROLE_ARN_ANNOTATION.to_owned(),
+        value: role_arn.to_owned(),
+        change,
+    })
+}
+
+async fn apply_service_account(
+    api: &Api<ServiceAccount>,
+    plan: &ServiceAccountPlan,
+) -> Result<(), CreateRoleError> {
+    let kube_error = |action, source| CreateRoleError::Kube {
+        action,
+        namespace: plan.namespace.clone(),
+        name: plan.name.clone(),
+        source: Box::new(source),
+    };
+    let patch = || async {
+        let body = json!({"metadata": {"annotations": {ROLE_ARN_ANNOTATION: plan.value}}});
+        api.patch(&plan.name, &PatchParams::default(), &Patch::Merge(&body))
+            .await
+            .map(drop)
+            .map_err(|e| kube_error("annotate", e))
+    };
+    match plan.change {
+        ServiceAccountChange::None => Ok(()),
+        ServiceAccountChange::Annotate { .. } => patch().await,
+        ServiceAccountChange::Create => {
+            let sa = ServiceAccount {
+                metadata: ObjectMeta {
+                    name: Some(plan.name.clone()),
+                    namespace: Some(plan.namespace.clone()),
+                    annotations: Some(
+                        [(ROLE_ARN_ANNOTATION.to_owned(), plan.value.clone())].into(),
+                    ),
+                    ..Default::default()
+                },
+                ..Default::default()
+            };
+            match api.create(&PostParams::default(), &sa).await {
+                Ok(_) => Ok(()),
+                // Created meanwhile by someone else: annotate theirs.
+                Err(kube::Error::Api(status)) if status.code == 409 => patch().await,
+                Err(e) => Err(kube_error("create", e)),
+            }
+        }
+    }
+}
+
+fn dedup(items: &[String]) -> Vec<String> {
+    let mut out: Vec<String> = Vec::new();
+    for i in items {
+        if !out.contains(i) {
+            out.push(i.clone());
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn opts() -> CreateRoleOptions {
+        CreateRoleOptions::new(
+            "https://oidc.example.com",
+            "team-a",
+            "uploader",
+            "team-a-uploader",
+        )
+    }
+
+    #[test]
+    fn inputs() {
+        assert!(check_inputs(&opts()).is_ok());
+        let mut o = opts();
+        o.namespace = "Team_A".into();
+        assert!(
+            check_inputs(&o)
+                .unwrap_err()
+                .to_string()
+                .contains("namespace")
+        );
+        let mut o = opts();
+        o.service_account = "a..b".into();
+        assert!(check_inputs(&o).is_err());
+        let mut o = opts();
+        o.role_name = "x".repeat(65);
+        assert!(check_inputs(&o).is_err());
+        let mut o = opts();
+        o.attach_policy_arns = vec!["ReadOnlyAccess".into()];
+        assert!(
+            check_inputs(&o)
+                .unwrap_err()
+                .to_string()
+                .contains("policy ARN")
+        );
+        let mut o = opts();
+        o.attach_policy_arns = vec!["arn:aws:iam::aws:policy/ReadOnlyAccess".into()];
+        assert!(check_inputs(&o).is_ok());
+    }
+}

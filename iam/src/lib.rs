@@ -1,0 +1,32 @@
+//! The IAM side of irsa: register the cluster's issuer as an IAM OIDC identity provider
+//! (`irsa associate-oidc-provider`) and create roles that exactly one service account can assume
+//! (`irsa create-role`).
+//!
+//! Everything that can be judged without AWS is a pure function here ([`provider_url`],
+//! [`trust_policy`], [`plan`], the JWKS rules in [`preflight`]); the I/O lives in [`aws`],
+//! [`associate`], [`create_role`], and [`cli`] is the only place that speaks `anyhow`.
+
+pub mod associate;
+pub mod aws;
+pub mod cli;
+pub mod create_role;
+pub mod plan;
+pub mod preflight;
+pub mod provider_url;
+pub mod thumbprint;
+pub mod trust;
+pub mod trust_policy;
+
+/// An error and its causes on one line, each cause once.
+pub(crate) fn error_chain(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut parts: Vec<String> = vec![e.to_string()];
+    let mut source = e.source();
+    while let Some(s) = source {
+        let text = s.to_string();
+        if !parts.iter().any(|p| p.contains(&text)) {
+            parts.push(text);
+        }
+        source = s.source();
+    }
+    parts.join(": ")
+}
