@@ -1,0 +1,8 @@
+//! The end-to-end harness: real etcd, kube-apiserver, MinIO (as the STS), moto (as IAM) and irsa's own issuer
+//! and webhook, started as host processes on free loopback ports in one temp dir, and stopped at the end even
+//! when a test fails or panics. Logs of every process stay in the temp dir, which is kept on failure.
+
+pub mod cluster;
+pub mod peers;
+pub mod pki;
+pub mod process;

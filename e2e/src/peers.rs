@@ -1,0 +1,92 @@
+//! Where the peer binaries are: the cache `hack/install-peers.sh` fills, or paths given in the environment.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context as _, bail};
+
+/// Paths of every program the harness starts.
+#[derive(Clone, Debug)]
+pub struct Peers {
+    /// etcd.
+    pub etcd: PathBuf,
+    /// kube-apiserver.
+    pub kube_apiserver: PathBuf,
+    /// MinIO.
+    pub minio: PathBuf,
+    /// The Python venv with moto, the AWS CLI and boto3.
+    pub venv: PathBuf,
+    /// The `irsa` binary under test.
+    pub irsa: PathBuf,
+    /// kubectl.
+    pub kubectl: PathBuf,
+}
+
+/// The workspace root (the parent of this crate).
+pub fn workspace_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("e2e is inside the workspace")
+        .to_path_buf()
+}
+
+impl Peers {
+    /// Asks `hack/install-peers.sh paths` where the pinned peers live (it installs nothing in that mode), lets
+    /// `IRSA_ETCD`, `IRSA_KUBE_APISERVER`, `IRSA_MINIO`, `IRSA_PYTHON_VENV`, `IRSA_BIN` override, and checks
+    /// that each exists.
+    pub fn locate() -> anyhow::Result<Self> {
+        let root = workspace_root();
+        let script = root.join("hack/install-peers.sh");
+        let output = std::process::Command::new("bash")
+            .arg(&script)
+            .arg("paths")
+            .output()
+            .with_context(|| format!("running {}", script.display()))?;
+        let listed = String::from_utf8_lossy(&output.stdout).into_owned();
+        let path = |key: &str| -> anyhow::Result<PathBuf> {
+            if let Some(value) = std::env::var_os(key) {
+                return Ok(PathBuf::from(value));
+            }
+            listed
+                .lines()
+                .find_map(|line| line.strip_prefix(key)?.strip_prefix('=').map(PathBuf::from))
+                .with_context(|| format!("{} did not print {key}", script.display()))
+        };
+        let irsa = std::env::var_os("IRSA_BIN")
+            .map_or_else(|| root.join("target/debug/irsa"), PathBuf::from);
+        let peers = Self {
+            etcd: path("IRSA_ETCD")?,
+            kube_apiserver: path("IRSA_KUBE_APISERVER")?,
+            minio: path("IRSA_MINIO")?,
+            venv: path("IRSA_PYTHON_VENV")?,
+            irsa,
+            kubectl: std::env::var_os("KUBECTL")
+                .map_or_else(|| PathBuf::from("kubectl"), PathBuf::from),
+        };
+        for (what, file) in [
+            ("etcd", &peers.etcd),
+            ("kube-apiserver", &peers.kube_apiserver),
+            ("minio", &peers.minio),
+            ("moto_server", &peers.venv.join("bin/moto_server")),
+            ("aws", &peers.venv.join("bin/aws")),
+        ] {
+            if !file.exists() {
+                bail!(
+                    "{what} not found at {}: run `make peers` (hack/install-peers.sh) first",
+                    file.display()
+                );
+            }
+        }
+        if !peers.irsa.exists() {
+            bail!(
+                "the irsa binary is not at {}: run `cargo build -p irsa` (or set IRSA_BIN)",
+                peers.irsa.display()
+            );
+        }
+        Ok(peers)
+    }
+
+    /// A program of the Python venv (`aws`, `python`, `moto_server`).
+    pub fn venv_bin(&self, name: &str) -> PathBuf {
+        self.venv.join("bin").join(name)
+    }
+}
