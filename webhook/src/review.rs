@@ -6,8 +6,11 @@
 
 use base64::Engine as _;
 use json_patch::Patch;
-use serde::{Deserialize, Serialize};
-use serde_json::Value;
+use serde::{
+    Deserialize, Deserializer, Serialize,
+    de::{IgnoredAny, MapAccess, Visitor},
+};
+use serde_json::{Map, Value};
 
 use crate::{
     mutate::{Mutation, Outcome},
@@ -77,7 +80,7 @@ struct RequestIn {
     name: Option<String>,
     #[serde(rename = "subResource")]
     sub_resource: Option<String>,
-    object: Option<Value>,
+    object: Option<TrimmedObject>,
     #[serde(rename = "dryRun")]
     dry_run: Option<bool>,
 }
@@ -88,6 +91,63 @@ struct GroupVersionKind {
     group: String,
     #[serde(default)]
     kind: String,
+}
+
+/// `request.object` minus `metadata.managedFields` (often the largest part of a pod) and `status`: skipped
+/// while parsing, they cost no allocation. The patch never refers to them.
+struct TrimmedObject(Value);
+
+impl<'de> Deserialize<'de> for TrimmedObject {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        deserializer
+            .deserialize_map(SkippingVisitor {
+                skip: "status",
+                metadata: true,
+            })
+            .map(TrimmedObject)
+    }
+}
+
+/// Builds an object, skipping the key `skip`; with `metadata`, the `metadata` member is built the same way
+/// without `managedFields`.
+struct SkippingVisitor {
+    skip: &'static str,
+    metadata: bool,
+}
+
+struct Metadata(Value);
+
+impl<'de> Deserialize<'de> for Metadata {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        deserializer
+            .deserialize_map(SkippingVisitor {
+                skip: "managedFields",
+                metadata: false,
+            })
+            .map(Metadata)
+    }
+}
+
+impl<'de> Visitor<'de> for SkippingVisitor {
+    type Value = Value;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("a JSON object")
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Value, A::Error> {
+        let mut object = Map::new();
+        while let Some(key) = map.next_key::<String>()? {
+            if key == self.skip {
+                map.next_value::<IgnoredAny>()?;
+            } else if self.metadata && key == "metadata" {
+                object.insert(key, map.next_value::<Metadata>()?.0);
+            } else {
+                object.insert(key, map.next_value::<Value>()?);
+            }
+        }
+        Ok(Value::Object(object))
+    }
 }
 
 /// The parts of an admission request the webhook uses.
@@ -105,7 +165,7 @@ pub struct AdmissionRequestView {
     pub name: String,
     /// `request.subResource`, when the request is for one (`pods/ephemeralcontainers`, ...).
     pub sub_resource: Option<String>,
-    /// `request.object`.
+    /// `request.object`, without `metadata.managedFields` and `status`, which the mutation never reads.
     pub pod: Option<Value>,
     /// `request.dryRun`.
     pub dry_run: bool,
@@ -167,7 +227,7 @@ pub fn decode(body: &[u8]) -> Result<AdmissionRequestView, ReviewError> {
         namespace: request.namespace.unwrap_or_default(),
         name: request.name.unwrap_or_default(),
         sub_resource: request.sub_resource.filter(|s| !s.is_empty()),
-        pod: request.object,
+        pod: request.object.map(|object| object.0),
         dry_run: request.dry_run.unwrap_or(false),
     })
 }
@@ -315,7 +375,9 @@ mod tests {
             "namespace": "team-a",
             "userInfo": {"username": "system:serviceaccount:kube-system:replicaset-controller", "groups": ["x"]},
             "object": {"apiVersion": "v1", "kind": "Pod",
-                       "metadata": {"generateName": "web-5d8f7-", "namespace": "team-a"},
+                       "metadata": {"generateName": "web-5d8f7-", "namespace": "team-a",
+                                    "managedFields": [{"manager": "kube-controller-manager"}]},
+                       "status": {"phase": "Pending"},
                        "spec": {"serviceAccountName": "web", "containers": [{"name": "app"}]}},
             "oldObject": null,
             "dryRun": true,
@@ -357,6 +419,21 @@ mod tests {
             decode(&review(request)),
             Err(ReviewError::Malformed(_))
         ));
+        let mut request = pod_request();
+        request["object"] = json!("a pod");
+        assert!(matches!(
+            decode(&review(request)),
+            Err(ReviewError::Malformed(_))
+        ));
+        let mut request = pod_request();
+        request["object"]["metadata"] = json!([]);
+        assert!(matches!(
+            decode(&review(request)),
+            Err(ReviewError::Malformed(_))
+        ));
+        let mut request = pod_request();
+        request["object"] = Value::Null;
+        assert_eq!(decode(&review(request)).unwrap().pod, None);
     }
 
     #[test]
