@@ -414,6 +414,142 @@ pub fn jwks(args: JwksArgs, out: &mut dyn Write) -> anyhow::Result<()> {
 mod tests {
     use super::*;
 
+    #[derive(Debug, clap::Parser)]
+    struct Cli {
+        #[command(subcommand)]
+        command: Command,
+    }
+
+    #[derive(Debug, clap::Subcommand)]
+    enum Command {
+        Serve(ServeArgs),
+        Publish(PublishArgs),
+        Jwks(JwksArgs),
+    }
+
+    fn parse(args: &[&str]) -> Result<Command, clap::Error> {
+        use clap::Parser as _;
+        Cli::try_parse_from(std::iter::once("issuer").chain(args.iter().copied()))
+            .map(|c| c.command)
+    }
+
+    #[test]
+    fn flags() {
+        use clap::CommandFactory as _;
+        Cli::command().debug_assert();
+        let serve = parse(&[
+            "serve",
+            "--issuer-url",
+            "https://h",
+            "--public-key-file",
+            "a",
+            "--public-key-file",
+            "b",
+            "--plain-http",
+        ]);
+        let Ok(Command::Serve(serve)) = serve else {
+            panic!("{serve:?}")
+        };
+        assert_eq!(
+            serve.public_key_files,
+            [PathBuf::from("a"), PathBuf::from("b")]
+        );
+        assert_eq!(serve.listen.to_string(), "0.0.0.0:8443");
+        assert_eq!(serve.admin_listen.to_string(), "0.0.0.0:8081");
+        assert_eq!(serve.max_age, 3600);
+        // A key source is required, and only one.
+        assert!(parse(&["serve", "--issuer-url", "https://h"]).is_err());
+        assert!(
+            parse(&[
+                "serve",
+                "--issuer-url",
+                "https://h",
+                "--public-key-file",
+                "a",
+                "--from-apiserver"
+            ])
+            .is_err()
+        );
+        assert!(
+            parse(&[
+                "serve",
+                "--issuer-url",
+                "https://h",
+                "--from-apiserver",
+                "--kubeconfig",
+                "k"
+            ])
+            .is_ok()
+        );
+        // TLS files go together and exclude --plain-http.
+        assert!(
+            parse(&[
+                "serve",
+                "--issuer-url",
+                "https://h",
+                "--public-key-file",
+                "a",
+                "--tls-cert-file",
+                "c"
+            ])
+            .is_err()
+        );
+        assert!(
+            parse(&[
+                "serve",
+                "--issuer-url",
+                "u",
+                "--public-key-file",
+                "a",
+                "--tls-cert-file",
+                "c",
+                "--tls-key-file",
+                "k",
+                "--plain-http"
+            ])
+            .is_err()
+        );
+        // publish needs exactly one destination.
+        assert!(
+            parse(&[
+                "publish",
+                "--issuer-url",
+                "https://h",
+                "--public-key-file",
+                "a"
+            ])
+            .is_err()
+        );
+        assert!(
+            parse(&[
+                "publish",
+                "--issuer-url",
+                "https://h",
+                "--public-key-file",
+                "a",
+                "--out",
+                "d",
+                "--s3-uri",
+                "s3://b"
+            ])
+            .is_err()
+        );
+        assert!(
+            parse(&[
+                "publish",
+                "--issuer-url",
+                "https://h",
+                "--public-key-file",
+                "a",
+                "--s3-uri",
+                "s3://b",
+                "--dry-run"
+            ])
+            .is_ok()
+        );
+        assert!(parse(&["jwks"]).is_err());
+    }
+
     #[test]
     fn durations() {
         assert_eq!(parse_duration("500ms"), Ok(Duration::from_millis(500)));

@@ -196,13 +196,18 @@ impl S3Uri {
 /// work without wildcard DNS.
 pub async fn s3_client() -> aws_sdk_s3::Client {
     let shared = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
-    let overridden = ["AWS_ENDPOINT_URL_S3", "AWS_ENDPOINT_URL"]
-        .iter()
-        .any(|v| std::env::var_os(v).is_some_and(|s| !s.is_empty()));
+    let path_style = endpoint_overridden(|name| std::env::var_os(name));
     let config = aws_sdk_s3::config::Builder::from(&shared)
-        .force_path_style(overridden)
+        .force_path_style(path_style)
         .build();
     aws_sdk_s3::Client::from_conf(config)
+}
+
+/// Whether the environment (read through `var`) overrides the S3 endpoint, so path-style addressing is needed.
+pub fn endpoint_overridden(var: impl Fn(&str) -> Option<std::ffi::OsString>) -> bool {
+    ["AWS_ENDPOINT_URL_S3", "AWS_ENDPOINT_URL"]
+        .iter()
+        .any(|name| var(name).is_some_and(|v| !v.is_empty()))
 }
 
 /// Uploads `files` under `target` with their `Content-Type` and `Cache-Control: public, max-age=<max_age>`,
@@ -260,6 +265,23 @@ mod tests {
         ] {
             assert!(relative_path(bad).is_err(), "{bad}");
         }
+    }
+
+    #[test]
+    fn path_style_only_with_an_endpoint_override() {
+        let env = |set: &'static [(&'static str, &'static str)]| {
+            move |name: &str| set.iter().find(|(n, _)| *n == name).map(|(_, v)| v.into())
+        };
+        assert!(!endpoint_overridden(env(&[])));
+        assert!(!endpoint_overridden(env(&[("AWS_ENDPOINT_URL", "")])));
+        assert!(endpoint_overridden(env(&[(
+            "AWS_ENDPOINT_URL",
+            "http://127.0.0.1:9000"
+        )])));
+        assert!(endpoint_overridden(env(&[(
+            "AWS_ENDPOINT_URL_S3",
+            "http://minio:9000"
+        )])));
     }
 
     #[test]

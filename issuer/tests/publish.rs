@@ -168,3 +168,99 @@ fn jwks_prints_the_published_bytes() {
         .collect();
     assert_eq!(kids, [kid_of("p384.pub"), kid_of("rsa3072.crt")]);
 }
+
+/// One request the fake S3 received.
+#[derive(Debug, Clone)]
+struct Put {
+    method: String,
+    path: String,
+    headers: axum::http::HeaderMap,
+    body: Vec<u8>,
+}
+
+#[tokio::test]
+async fn s3_upload_sets_content_type_and_cache_control_and_no_acl() {
+    use std::sync::{Arc, Mutex};
+    let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
+    let seen: Arc<Mutex<Vec<Put>>> = Arc::default();
+    let recorder = seen.clone();
+    let app = axum::Router::new().fallback(move |req: axum::extract::Request| {
+        let recorder = recorder.clone();
+        async move {
+            let (parts, body) = req.into_parts();
+            let body = axum::body::to_bytes(body, 1 << 20).await.unwrap().to_vec();
+            recorder.lock().unwrap().push(Put {
+                method: parts.method.to_string(),
+                path: parts.uri.path().to_string(),
+                headers: parts.headers,
+                body,
+            });
+            ([("etag", "\"x\"")], "")
+        }
+    });
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let endpoint = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+
+    let config = aws_sdk_s3::Config::builder()
+        .behavior_version(aws_sdk_s3::config::BehaviorVersion::latest())
+        .region(aws_sdk_s3::config::Region::new("us-east-1"))
+        .endpoint_url(&endpoint)
+        .credentials_provider(aws_sdk_s3::config::Credentials::new(
+            "AKID", "SECRET", None, None, "test",
+        ))
+        .force_path_style(true)
+        .build();
+    let client = aws_sdk_s3::Client::from_conf(config);
+
+    let routes = irsa_issuer::issuer_url::Routes::new(
+        irsa_issuer::issuer_url::IssuerUrl::parse("https://oidc.example.com/prod", false).unwrap(),
+        None,
+        false,
+    )
+    .unwrap();
+    let keys = irsa_issuer::keys::load_files(&[fixture("p256.pub")])
+        .unwrap()
+        .keys;
+    let (docs, _) = irsa_issuer::documents::Documents::render(&routes, &keys);
+    let files = irsa_issuer::publish::files(&routes, &docs).unwrap();
+    let target = irsa_issuer::publish::S3Uri::parse("s3://bucket/site").unwrap();
+    let written = irsa_issuer::publish::upload(&client, &target, &files, 300)
+        .await
+        .unwrap();
+    assert_eq!(
+        written,
+        [
+            "s3://bucket/site/prod/.well-known/openid-configuration",
+            "s3://bucket/site/prod/openid/v1/jwks"
+        ]
+    );
+
+    let seen = seen.lock().unwrap().clone();
+    assert_eq!(seen.len(), 2, "{seen:#?}");
+    for (put, (path, content_type, body)) in seen.iter().zip([
+        (
+            "/bucket/site/prod/.well-known/openid-configuration",
+            "application/json",
+            &docs.discovery,
+        ),
+        (
+            "/bucket/site/prod/openid/v1/jwks",
+            "application/jwk-set+json",
+            &docs.jwks,
+        ),
+    ]) {
+        assert_eq!(put.method, "PUT");
+        assert_eq!(put.path, path, "path-style addressing");
+        assert_eq!(put.headers["content-type"], content_type);
+        assert_eq!(put.headers["cache-control"], "public, max-age=300");
+        assert!(
+            put.headers.get("x-amz-acl").is_none(),
+            "no ACL: {:?}",
+            put.headers
+        );
+        // The SDK may frame the body (aws-chunked with a checksum trailer): the document is in it whole.
+        let found = put.body.windows(body.len()).any(|w| w == &body[..]);
+        assert!(found, "{path}: body not sent");
+    }
+}

@@ -1,0 +1,181 @@
+//! `serve --from-apiserver` against a stand-in apiserver (plain HTTP, reached through a kubeconfig): the
+//! cleaned JWKS is republished under the apiserver's kids, refreshed, and kept when the apiserver fails.
+
+mod common;
+
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use axum::Router;
+use axum::http::StatusCode;
+use axum::routing::get;
+use common::fixture;
+use irsa_issuer::cli::{ServeArgs, run_server};
+use irsa_issuer::{jwks, keys};
+use irsa_serve::{Readiness, Shutdown};
+use serde_json::{Value, json};
+use tokio::net::TcpListener;
+
+type Answer = Arc<Mutex<(StatusCode, String)>>;
+
+async fn fake_apiserver(issuer: &str, answer: Answer) -> String {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let discovery =
+        json!({"issuer": issuer, "jwks_uri": format!("http://{addr}/openid/v1/jwks")}).to_string();
+    let app = Router::new()
+        .route(
+            "/.well-known/openid-configuration",
+            get(move || async move { discovery }),
+        )
+        .route(
+            "/openid/v1/jwks",
+            get(move || {
+                let answer = answer.clone();
+                async move { answer.lock().unwrap().clone() }
+            }),
+        );
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    format!("http://{addr}")
+}
+
+fn kubeconfig(dir: &std::path::Path, server: &str) -> std::path::PathBuf {
+    let path = dir.join("kubeconfig");
+    let text = format!(
+        "apiVersion: v1\nkind: Config\nclusters:\n- name: c\n  cluster:\n    server: {server}\n\
+         users:\n- name: u\n  user:\n    token: t\ncontexts:\n- name: x\n  context:\n    cluster: c\n    user: u\n\
+         current-context: x\n"
+    );
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
+/// The apiserver's own JWKS for `files`, with what newer apiservers add (an ML-DSA key, key_ops).
+fn apiserver_jwks(files: &[&str], kid_prefix: &str) -> String {
+    let paths: Vec<_> = files.iter().map(|f| fixture(f)).collect();
+    let rendered: Value =
+        serde_json::from_slice(&jwks::render(&keys::load_files(&paths).unwrap().keys).json)
+            .unwrap();
+    let mut keys: Vec<Value> = rendered["keys"].as_array().unwrap().clone();
+    for (i, k) in keys.iter_mut().enumerate() {
+        k["kid"] = json!(format!("{kid_prefix}{i}"));
+        k["key_ops"] = json!(["verify"]);
+    }
+    keys.push(
+        json!({"use": "sig", "kty": "AKP", "kid": "mldsa", "alg": "ML-DSA-44", "pub": "AAAA"}),
+    );
+    json!({ "keys": keys }).to_string()
+}
+
+async fn served_kids(client: &reqwest::Client, base: &str) -> Option<Vec<String>> {
+    let r = client
+        .get(format!("{base}/openid/v1/jwks"))
+        .send()
+        .await
+        .ok()?;
+    if r.status() != StatusCode::OK {
+        return None;
+    }
+    let doc: Value = r.json().await.ok()?;
+    Some(
+        doc["keys"]
+            .as_array()?
+            .iter()
+            .map(|k| k["kid"].as_str().unwrap().to_string())
+            .collect(),
+    )
+}
+
+async fn wait_for(client: &reqwest::Client, base: &str, expected: &[&str]) {
+    let deadline = Instant::now() + Duration::from_secs(15);
+    loop {
+        let kids = served_kids(client, base).await;
+        if kids.as_deref().is_some_and(|k| k == expected) {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "served {kids:?}, expected {expected:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+#[tokio::test]
+async fn republishes_the_cleaned_apiserver_jwks_and_keeps_it_on_errors() {
+    let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
+    let dir = tempfile::tempdir().unwrap();
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let admin = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    let admin_base = format!("http://{}", admin.local_addr().unwrap());
+    let answer: Answer = Arc::new(Mutex::new((
+        StatusCode::OK,
+        apiserver_jwks(&["rsa2048.pub"], "a"),
+    )));
+    let apiserver = fake_apiserver(&base, answer.clone()).await;
+    let args = ServeArgs {
+        issuer_url: base.clone(),
+        public_key_files: vec![],
+        from_apiserver: true,
+        kubeconfig: Some(kubeconfig(dir.path(), &apiserver)),
+        jwks_uri: None,
+        tls_cert_file: None,
+        tls_key_file: None,
+        plain_http: true,
+        listen: listener.local_addr().unwrap(),
+        admin_listen: admin.local_addr().unwrap(),
+        max_age: 3600,
+        reload_interval: Some(Duration::from_millis(100)),
+        drain_timeout: Duration::from_secs(1),
+    };
+    let shutdown = Shutdown::new(Duration::from_secs(1));
+    let readiness = Readiness::new();
+    let task = tokio::spawn(run_server(
+        args,
+        listener,
+        admin,
+        shutdown.clone(),
+        readiness.clone(),
+    ));
+    let client = reqwest::Client::new();
+
+    wait_for(&client, &base, &["a0"]).await;
+    assert!(readiness.is_ready());
+    let doc: Value = client
+        .get(format!("{base}/openid/v1/jwks"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert!(doc["keys"][0].get("key_ops").is_none(), "{doc}");
+
+    // Rotation on the apiserver side is picked up.
+    *answer.lock().unwrap() = (
+        StatusCode::OK,
+        apiserver_jwks(&["rsa2048.pub", "p256.pub"], "b"),
+    );
+    wait_for(&client, &base, &["b0", "b1"]).await;
+
+    // The apiserver failing keeps the last good set, and counts.
+    *answer.lock().unwrap() = (StatusCode::INTERNAL_SERVER_ERROR, "boom".into());
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    assert_eq!(served_kids(&client, &base).await.unwrap(), ["b0", "b1"]);
+    let metrics = client
+        .get(format!("{admin_base}/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        metrics.contains(r#"irsa_issuer_reload_errors_total{source="apiserver"}"#),
+        "{metrics}"
+    );
+
+    shutdown.trigger();
+    task.await.unwrap().unwrap();
+}
