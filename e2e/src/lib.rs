@@ -6,3 +6,4 @@ pub mod cluster;
 pub mod peers;
 pub mod pki;
 pub mod process;
+pub mod scenario;

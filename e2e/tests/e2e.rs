@@ -7,17 +7,13 @@
 
 use std::collections::BTreeSet;
 use std::future::Future;
-use std::path::Path;
 use std::process::ExitCode;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU32, Ordering};
 
 use anyhow::{Context as _, bail, ensure};
-use irsa_e2e::cluster::{AUDIENCE, BUCKET, Cluster, REGION};
+use irsa_e2e::cluster::{AUDIENCE, BUCKET, Cluster};
 use irsa_e2e::peers::Peers;
-use k8s_openapi::api::core::v1::{Namespace, Pod, ServiceAccount};
-use kube::Api;
-use kube::api::PostParams;
+use irsa_e2e::scenario::*;
 use libtest_mimic::{Arguments, Failed, Trial};
 use serde_json::{Value, json};
 
@@ -45,6 +41,7 @@ fn main() -> ExitCode {
         token_with_a_wrong_audience_is_refused,
         issuer_kids_equal_the_apiservers,
         namespace_restriction_stops_a_forbidden_role,
+        associate_oidc_provider_and_create_role_against_moto,
         zz_rotation_keeps_old_and_new_tokens_valid,
     ];
     let wanted = |name: &str| {
@@ -108,80 +105,6 @@ fn main() -> ExitCode {
     }
     drop(cluster);
     conclusion.exit_code()
-}
-
-static COUNTER: AtomicU32 = AtomicU32::new(0);
-
-/// A fresh namespace name for this run.
-fn unique(prefix: &str) -> String {
-    let n = COUNTER.fetch_add(1, Ordering::Relaxed);
-    format!("{prefix}-{}-{n}", std::process::id())
-}
-
-async fn namespace(cluster: &Cluster, prefix: &str, annotations: Value) -> anyhow::Result<String> {
-    let name = unique(prefix);
-    let api: Api<Namespace> = Api::all(cluster.client().await?);
-    let ns =
-        serde_json::from_value(json!({"metadata": {"name": name, "annotations": annotations}}))?;
-    api.create(&PostParams::default(), &ns)
-        .await
-        .context("creating the namespace")?;
-    Ok(name)
-}
-
-async fn service_account(
-    cluster: &Cluster,
-    ns: &str,
-    name: &str,
-    annotations: Value,
-) -> anyhow::Result<()> {
-    let api: Api<ServiceAccount> = Api::namespaced(cluster.client().await?, ns);
-    let sa =
-        serde_json::from_value(json!({"metadata": {"name": name, "annotations": annotations}}))?;
-    api.create(&PostParams::default(), &sa)
-        .await
-        .context("creating the service account")?;
-    Ok(())
-}
-
-/// Creates a pod through the real admission chain and returns it as stored.
-async fn create_pod(cluster: &Cluster, ns: &str, pod: Value) -> anyhow::Result<Value> {
-    let api: Api<Pod> = Api::namespaced(cluster.client().await?, ns);
-    let pod: Pod = serde_json::from_value(pod)?;
-    let created = api
-        .create(&PostParams::default(), &pod)
-        .await
-        .context("creating the pod")?;
-    Ok(serde_json::to_value(created)?)
-}
-
-fn simple_pod(name: &str, account: &str) -> Value {
-    json!({
-        "metadata": {"name": name},
-        "spec": {"serviceAccountName": account, "containers": [{"name": "app", "image": "registry.example/app:1"}]}
-    })
-}
-
-fn env_of<'a>(container: &'a Value, name: &str) -> Option<&'a str> {
-    container["env"]
-        .as_array()?
-        .iter()
-        .find(|e| e["name"] == name)?["value"]
-        .as_str()
-}
-
-fn container<'a>(pod: &'a Value, list: &str, name: &str) -> anyhow::Result<&'a Value> {
-    pod["spec"][list]
-        .as_array()
-        .and_then(|cs| cs.iter().find(|c| c["name"] == name))
-        .with_context(|| format!("no {list} entry named {name}"))
-}
-
-fn token_volume(pod: &Value) -> Option<&Value> {
-    pod["spec"]["volumes"]
-        .as_array()?
-        .iter()
-        .find(|v| v["name"] == "aws-iam-token")
 }
 
 const ROLE: &str = "arn:aws:iam::111122223333:role/e2e-app";
@@ -351,100 +274,10 @@ async fn service_account_annotated_then_pod_created_at_once_is_mutated(
     Ok(())
 }
 
-/// A mutated pod for an SA with MinIO's role, and the token the kubelet would have written for it, placed
-/// where `AWS_WEB_IDENTITY_TOKEN_FILE` points under a temp root. Returns (injected env, root).
-async fn pod_with_token(
-    cluster: &Cluster,
-    prefix: &str,
-) -> anyhow::Result<(Vec<(String, String)>, tempfile::TempDir)> {
-    let ns = namespace(cluster, prefix, json!({})).await?;
-    service_account(
-        cluster,
-        &ns,
-        "s3-reader",
-        json!({"eks.amazonaws.com/role-arn": cluster.minio_role_arn}),
-    )
-    .await?;
-    let pod = create_pod(cluster, &ns, simple_pod("reader", "s3-reader")).await?;
-    let app = container(&pod, "containers", "app")?;
-    let env: Vec<(String, String)> = app["env"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .filter_map(|e| {
-            Some((
-                e["name"].as_str()?.to_string(),
-                e["value"].as_str()?.to_string(),
-            ))
-        })
-        .filter(|(name, _)| name.starts_with("AWS_"))
-        .collect();
-    ensure!(
-        env.iter().any(|(k, _)| k == "AWS_ROLE_ARN"),
-        "pod not mutated: {app}"
-    );
-    let source = &token_volume(&pod).context("no token volume")?["projected"]["sources"][0]["serviceAccountToken"];
-    let token = cluster.mint_token(
-        &ns,
-        "s3-reader",
-        "reader",
-        source["audience"].as_str().context("audience")?,
-        source["expirationSeconds"]
-            .as_i64()
-            .context("expirationSeconds")?,
-    )?;
-    let root = tempfile::tempdir()?;
-    let file = env
-        .iter()
-        .find(|(k, _)| k == "AWS_WEB_IDENTITY_TOKEN_FILE")
-        .context("token file env")?
-        .1
-        .clone();
-    let path = root.path().join(file.trim_start_matches('/'));
-    std::fs::create_dir_all(path.parent().expect("a parent"))?;
-    std::fs::write(&path, token)?;
-    let env = env
-        .into_iter()
-        .map(|(k, v)| {
-            if k == "AWS_WEB_IDENTITY_TOKEN_FILE" {
-                (k, path.display().to_string())
-            } else {
-                (k, v)
-            }
-        })
-        .collect();
-    Ok((env, root))
-}
-
-/// Runs a program of the venv with ONLY the injected env, the local endpoint and a region: no keys, no config.
-fn run_unmodified(
-    cluster: &Cluster,
-    program: &str,
-    args: &[&str],
-    env: &[(String, String)],
-    home: &Path,
-) -> anyhow::Result<std::process::Output> {
-    Ok(std::process::Command::new(cluster.peers.venv_bin(program))
-        .args(args)
-        .env_clear()
-        .env("PATH", std::env::var("PATH").unwrap_or_default())
-        .env("HOME", home)
-        .env("AWS_CONFIG_FILE", home.join("absent-config"))
-        .env(
-            "AWS_SHARED_CREDENTIALS_FILE",
-            home.join("absent-credentials"),
-        )
-        .env("AWS_EC2_METADATA_DISABLED", "true")
-        .env("AWS_ENDPOINT_URL", &cluster.minio_url)
-        .env("AWS_REGION", REGION)
-        .envs(env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
-        .output()?)
-}
-
 async fn aws_cli_gets_credentials_from_the_injected_env_alone(
     cluster: Arc<Cluster>,
 ) -> anyhow::Result<()> {
-    let (env, root) = pod_with_token(&cluster, "cli").await?;
+    let PodWithToken { env, root, .. } = pod_with_token(&cluster, "cli").await?;
     let output = run_unmodified(&cluster, "aws", &["s3", "ls"], &env, root.path())?;
     let stdout = String::from_utf8_lossy(&output.stdout);
     ensure!(
@@ -459,7 +292,7 @@ async fn aws_cli_gets_credentials_from_the_injected_env_alone(
 async fn boto3_gets_credentials_from_the_injected_env_alone(
     cluster: Arc<Cluster>,
 ) -> anyhow::Result<()> {
-    let (env, root) = pod_with_token(&cluster, "boto3").await?;
+    let PodWithToken { env, root, .. } = pod_with_token(&cluster, "boto3").await?;
     let script =
         "import boto3; print([b['Name'] for b in boto3.client('s3').list_buckets()['Buckets']])";
     let output = run_unmodified(&cluster, "python", &["-c", script], &env, root.path())?;
@@ -667,5 +500,80 @@ async fn zz_rotation_keeps_old_and_new_tokens_valid(cluster: Arc<Cluster>) -> an
             String::from_utf8_lossy(&output.stderr)
         );
     }
+    Ok(())
+}
+
+/// Runs `irsa` with AWS pointed at moto; returns stdout, or an error with stderr.
+fn irsa_against_moto(cluster: &Cluster, args: &[&str]) -> anyhow::Result<String> {
+    let output = std::process::Command::new(&cluster.peers.irsa)
+        .args(args)
+        .env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .env("HOME", &cluster.dir)
+        .env("AWS_ACCESS_KEY_ID", "testing")
+        .env("AWS_SECRET_ACCESS_KEY", "testing")
+        .env("AWS_REGION", "us-east-1")
+        .env("AWS_ENDPOINT_URL", &cluster.moto_url)
+        .output()?;
+    if !output.status.success() {
+        bail!("irsa {} failed: {}", args.join(" "), String::from_utf8_lossy(&output.stderr));
+    }
+    Ok(String::from_utf8(output.stdout)?)
+}
+
+async fn associate_oidc_provider_and_create_role_against_moto(cluster: Arc<Cluster>) -> anyhow::Result<()> {
+    use sha1_smol::Sha1;
+    let ca_file = cluster.dir.join("ca.crt").display().to_string();
+    let associate = ["associate-oidc-provider", "--issuer-url", &cluster.issuer_url, "--ca-file", &ca_file, "--output", "json"];
+    let first: Value = serde_json::from_str(&irsa_against_moto(&cluster, &associate)?)?;
+    ensure!(first["applied"] == true && first["provider"]["changes"] == true, "first run created nothing: {first}");
+    let second: Value = serde_json::from_str(&irsa_against_moto(&cluster, &associate)?)?;
+    ensure!(second["provider"]["changes"] == false && second["applied"] == false, "second run changed something: {second}");
+    // The thumbprint is the SHA-1 of the last certificate the issuer presents: our CA.
+    let expected = Sha1::from(cluster.ca.der()).digest().to_string();
+    let thumbprints = &second["provider"]["existing"]["thumbprints"];
+    ensure!(
+        thumbprints.as_array().is_some_and(|t| t.iter().any(|t| t == expected.as_str())),
+        "thumbprints {thumbprints} lack the CA's {expected}"
+    );
+
+    let ns = namespace(&cluster, "iam", json!({})).await?;
+    let kubeconfig = cluster.kubeconfig.display().to_string();
+    let create_role = [
+        "create-role", "--issuer-url", &cluster.issuer_url, "--namespace", &ns, "--service-account", "app",
+        "--role-name", "e2e-app", "--annotate-service-account", "--kubeconfig", &kubeconfig, "--output", "json",
+    ];
+    let created: Value = serde_json::from_str(&irsa_against_moto(&cluster, &create_role)?)?;
+    ensure!(created["applied"] == true, "create-role applied nothing: {created}");
+    let again: Value = serde_json::from_str(&irsa_against_moto(&cluster, &create_role)?)?;
+    ensure!(again["role"]["changes"] == false, "second create-role changed something: {again}");
+
+    // The trust policy as IAM stores it.
+    let role = std::process::Command::new(cluster.peers.venv_bin("aws"))
+        .args(["iam", "get-role", "--role-name", "e2e-app", "--output", "json"])
+        .env("AWS_ACCESS_KEY_ID", "testing")
+        .env("AWS_SECRET_ACCESS_KEY", "testing")
+        .env("AWS_DEFAULT_REGION", "us-east-1")
+        .env("AWS_ENDPOINT_URL", &cluster.moto_url)
+        .output()?;
+    let role: Value = serde_json::from_slice(&role.stdout)
+        .with_context(|| format!("aws iam get-role: {}", String::from_utf8_lossy(&role.stderr)))?;
+    let statement = &role["Role"]["AssumeRolePolicyDocument"]["Statement"][0];
+    let host = cluster.issuer_url.trim_start_matches("https://");
+    let condition = &statement["Condition"]["StringEquals"];
+    ensure!(
+        statement["Action"] == "sts:AssumeRoleWithWebIdentity"
+            && statement["Principal"]["Federated"] == format!("arn:aws:iam::123456789012:oidc-provider/{host}").as_str()
+            && condition[format!("{host}:sub")] == format!("system:serviceaccount:{ns}:app").as_str()
+            && condition[format!("{host}:aud")] == AUDIENCE,
+        "trust policy: {statement}"
+    );
+
+    // The annotated ServiceAccount in the real apiserver, and a pod of it mutated with that role.
+    let role_arn = role["Role"]["Arn"].as_str().context("role ARN")?.to_string();
+    let sa: Value = serde_json::from_str(&cluster.kubectl(&["get", "serviceaccount", "app", "-n", &ns, "-o", "json"])?)?;
+    ensure!(sa["metadata"]["annotations"]["eks.amazonaws.com/role-arn"] == role_arn.as_str(), "SA not annotated: {sa}");
+    let pod = create_pod(&cluster, &ns, simple_pod("app", "app")).await?;
+    ensure!(env_of(container(&pod, "containers", "app")?, "AWS_ROLE_ARN") == Some(role_arn.as_str()), "pod: {pod}");
     Ok(())
 }

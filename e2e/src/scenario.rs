@@ -1,0 +1,193 @@
+//! Building blocks of the e2e tests and the demo: namespaces, service accounts and pods created through the
+//! real apiserver, and the kubelet's part (minting the projected token) done by hand.
+
+use std::path::Path;
+use std::sync::atomic::{AtomicU32, Ordering};
+
+use anyhow::{Context as _, ensure};
+use k8s_openapi::api::core::v1::{Namespace, Pod, ServiceAccount};
+use kube::Api;
+use kube::api::PostParams;
+use serde_json::{Value, json};
+
+use crate::cluster::{Cluster, REGION};
+
+static COUNTER: AtomicU32 = AtomicU32::new(0);
+
+/// A fresh namespace name for this run.
+pub fn unique(prefix: &str) -> String {
+    let n = COUNTER.fetch_add(1, Ordering::Relaxed);
+    format!("{prefix}-{}-{n}", std::process::id())
+}
+
+/// Creates a namespace with a fresh name starting with `prefix`; returns the name.
+pub async fn namespace(cluster: &Cluster, prefix: &str, annotations: Value) -> anyhow::Result<String> {
+    let name = unique(prefix);
+    let api: Api<Namespace> = Api::all(cluster.client().await?);
+    let ns =
+        serde_json::from_value(json!({"metadata": {"name": name, "annotations": annotations}}))?;
+    api.create(&PostParams::default(), &ns)
+        .await
+        .context("creating the namespace")?;
+    Ok(name)
+}
+
+/// Creates a ServiceAccount with `annotations`.
+pub async fn service_account(
+    cluster: &Cluster,
+    ns: &str,
+    name: &str,
+    annotations: Value,
+) -> anyhow::Result<()> {
+    let api: Api<ServiceAccount> = Api::namespaced(cluster.client().await?, ns);
+    let sa =
+        serde_json::from_value(json!({"metadata": {"name": name, "annotations": annotations}}))?;
+    api.create(&PostParams::default(), &sa)
+        .await
+        .context("creating the service account")?;
+    Ok(())
+}
+
+/// Creates a pod through the real admission chain and returns it as stored.
+pub async fn create_pod(cluster: &Cluster, ns: &str, pod: Value) -> anyhow::Result<Value> {
+    let api: Api<Pod> = Api::namespaced(cluster.client().await?, ns);
+    let pod: Pod = serde_json::from_value(pod)?;
+    let created = api
+        .create(&PostParams::default(), &pod)
+        .await
+        .context("creating the pod")?;
+    Ok(serde_json::to_value(created)?)
+}
+
+/// A one-container pod manifest running as `account`.
+pub fn simple_pod(name: &str, account: &str) -> Value {
+    json!({
+        "metadata": {"name": name},
+        "spec": {"serviceAccountName": account, "containers": [{"name": "app", "image": "registry.example/app:1"}]}
+    })
+}
+
+/// The literal value of env var `name` in a container.
+pub fn env_of<'a>(container: &'a Value, name: &str) -> Option<&'a str> {
+    container["env"]
+        .as_array()?
+        .iter()
+        .find(|e| e["name"] == name)?["value"]
+        .as_str()
+}
+
+/// The container (or init container, by `list`) called `name`.
+pub fn container<'a>(pod: &'a Value, list: &str, name: &str) -> anyhow::Result<&'a Value> {
+    pod["spec"][list]
+        .as_array()
+        .and_then(|cs| cs.iter().find(|c| c["name"] == name))
+        .with_context(|| format!("no {list} entry named {name}"))
+}
+
+/// The pod's `aws-iam-token` volume.
+pub fn token_volume(pod: &Value) -> Option<&Value> {
+    pod["spec"]["volumes"]
+        .as_array()?
+        .iter()
+        .find(|v| v["name"] == "aws-iam-token")
+}
+
+/// A pod the webhook mutated, with its token in place as the kubelet would have written it.
+pub struct PodWithToken {
+    /// Its namespace.
+    pub namespace: String,
+    /// The pod as stored.
+    pub pod: Value,
+    /// The `AWS_*` env injected into its `app` container, `AWS_WEB_IDENTITY_TOKEN_FILE` moved under `root`.
+    pub env: Vec<(String, String)>,
+    /// Stands for the container's filesystem root.
+    pub root: tempfile::TempDir,
+}
+
+/// A mutated pod for an SA with MinIO's role, and the token the kubelet would have written for it, placed
+/// where `AWS_WEB_IDENTITY_TOKEN_FILE` points under a temp root.
+pub async fn pod_with_token(cluster: &Cluster, prefix: &str) -> anyhow::Result<PodWithToken> {
+    let ns = namespace(cluster, prefix, json!({})).await?;
+    service_account(
+        cluster,
+        &ns,
+        "s3-reader",
+        json!({"eks.amazonaws.com/role-arn": cluster.minio_role_arn}),
+    )
+    .await?;
+    let pod = create_pod(cluster, &ns, simple_pod("reader", "s3-reader")).await?;
+    let app = container(&pod, "containers", "app")?;
+    let env: Vec<(String, String)> = app["env"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|e| {
+            Some((
+                e["name"].as_str()?.to_string(),
+                e["value"].as_str()?.to_string(),
+            ))
+        })
+        .filter(|(name, _)| name.starts_with("AWS_"))
+        .collect();
+    ensure!(
+        env.iter().any(|(k, _)| k == "AWS_ROLE_ARN"),
+        "pod not mutated: {app}"
+    );
+    let source = &token_volume(&pod).context("no token volume")?["projected"]["sources"][0]["serviceAccountToken"];
+    let token = cluster.mint_token(
+        &ns,
+        "s3-reader",
+        "reader",
+        source["audience"].as_str().context("audience")?,
+        source["expirationSeconds"]
+            .as_i64()
+            .context("expirationSeconds")?,
+    )?;
+    let root = tempfile::tempdir()?;
+    let file = env
+        .iter()
+        .find(|(k, _)| k == "AWS_WEB_IDENTITY_TOKEN_FILE")
+        .context("token file env")?
+        .1
+        .clone();
+    let path = root.path().join(file.trim_start_matches('/'));
+    std::fs::create_dir_all(path.parent().expect("a parent"))?;
+    std::fs::write(&path, token)?;
+    let env = env
+        .into_iter()
+        .map(|(k, v)| {
+            if k == "AWS_WEB_IDENTITY_TOKEN_FILE" {
+                (k, path.display().to_string())
+            } else {
+                (k, v)
+            }
+        })
+        .collect();
+    Ok(PodWithToken { namespace: ns, pod, env, root })
+}
+
+/// Runs a program of the venv with ONLY the injected env, the local endpoint and a region: no keys, no config.
+pub fn run_unmodified(
+    cluster: &Cluster,
+    program: &str,
+    args: &[&str],
+    env: &[(String, String)],
+    home: &Path,
+) -> anyhow::Result<std::process::Output> {
+    Ok(std::process::Command::new(cluster.peers.venv_bin(program))
+        .args(args)
+        .env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .env("HOME", home)
+        .env("AWS_CONFIG_FILE", home.join("absent-config"))
+        .env(
+            "AWS_SHARED_CREDENTIALS_FILE",
+            home.join("absent-credentials"),
+        )
+        .env("AWS_EC2_METADATA_DISABLED", "true")
+        .env("AWS_ENDPOINT_URL", &cluster.minio_url)
+        .env("AWS_REGION", REGION)
+        .envs(env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
+        .output()?)
+}
+

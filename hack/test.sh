@@ -1,0 +1,31 @@
+#!/usr/bin/env bash
+# The whole test suite, as `make test` and CI run it:
+#   1. the pinned peers (built into ~/.cache/irsa/tools on a cold machine, seconds when warm);
+#   2. rustfmt and clippy with warnings as errors;
+#   3. every crate's tests, with moto running so the IAM tests against it run rather than skip;
+#   4. the end-to-end suite against real etcd, kube-apiserver, MinIO, moto and the AWS CLI.
+set -euo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+step() { printf '\n== %s (%s)\n' "$*" "$(date +%H:%M:%S)" >&2; }
+
+step "installing peers"
+eval "$(hack/install-peers.sh)"
+
+step "rustfmt + clippy"
+cargo fmt --all -- --check
+cargo clippy --workspace --all-targets -- -D warnings
+
+step "building irsa"
+cargo build -p irsa
+
+step "unit and integration tests (moto for the IAM crate)"
+moto_port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+"$IRSA_PYTHON_VENV/bin/moto_server" -H 127.0.0.1 -p "$moto_port" >"${TMPDIR:-/tmp}/irsa-test-moto.log" 2>&1 &
+moto_pid=$!
+trap 'kill $moto_pid 2>/dev/null || true' EXIT
+for _ in $(seq 100); do curl -sf "http://127.0.0.1:$moto_port/moto-api/" >/dev/null && break; sleep 0.2; done
+IRSA_MOTO_ENDPOINT="http://127.0.0.1:$moto_port" cargo test --workspace --exclude irsa-e2e
+kill $moto_pid 2>/dev/null || true
+
+step "end-to-end suite"
+cargo test -p irsa-e2e --test e2e
