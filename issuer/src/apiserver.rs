@@ -51,6 +51,9 @@ pub enum ApiserverError {
     /// The JWKS could not be read.
     #[error("the apiserver's JWKS: {0}")]
     Jwks(#[from] JwksError),
+    /// None of the apiserver's keys is one STS accepts: publishing that would break every token.
+    #[error("no key of the apiserver's JWKS is usable by STS ({0})")]
+    NoUsableKey(String),
     /// The apiserver's discovery document has no `issuer`.
     #[error("the apiserver's discovery document has no \"issuer\"")]
     NoIssuer,
@@ -87,10 +90,25 @@ async fn get(client: &kube::Client, path: &'static str) -> Result<String, Apiser
         })
 }
 
-/// The apiserver's keys, cleaned per the JWKS hygiene rules (what was dropped is in the warnings).
+/// The apiserver's keys, cleaned per the JWKS hygiene rules (what was dropped is in the warnings); an error
+/// when none is left, so the last good set stays published.
 pub async fn fetch_keys(client: &kube::Client) -> Result<LoadedKeys, ApiserverError> {
     let body = get(client, JWKS_PATH).await?;
-    Ok(jwks::clean(body.as_bytes())?)
+    let cleaned = jwks::clean(body.as_bytes())?;
+    if cleaned.keys.is_empty() {
+        let why = cleaned
+            .warnings
+            .iter()
+            .map(ToString::to_string)
+            .collect::<Vec<_>>()
+            .join("; ");
+        return Err(ApiserverError::NoUsableKey(if why.is_empty() {
+            "it is empty".into()
+        } else {
+            why
+        }));
+    }
+    Ok(cleaned)
 }
 
 /// The `issuer` of the apiserver's discovery document (the `iss` of its tokens).

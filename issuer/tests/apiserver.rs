@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use axum::Router;
 use axum::http::StatusCode;
 use axum::routing::get;
-use common::fixture;
+use common::{fixture, reload_errors, wait_for_reload_errors};
 use irsa_issuer::cli::{ServeArgs, run_server};
 use irsa_issuer::{jwks, keys};
 use irsa_serve::{Readiness, Shutdown};
@@ -161,20 +161,16 @@ async fn republishes_the_cleaned_apiserver_jwks_and_keeps_it_on_errors() {
 
     // The apiserver failing keeps the last good set, and counts.
     *answer.lock().unwrap() = (StatusCode::INTERNAL_SERVER_ERROR, "boom".into());
-    tokio::time::sleep(Duration::from_millis(400)).await;
+    wait_for_reload_errors(&admin_base, "apiserver", 1).await;
     assert_eq!(served_kids(&client, &base).await.unwrap(), ["b0", "b1"]);
-    let metrics = client
-        .get(format!("{admin_base}/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
-    assert!(
-        metrics.contains(r#"irsa_issuer_reload_errors_total{source="apiserver"}"#),
-        "{metrics}"
+    // So does a JWKS with nothing STS accepts (an apiserver signing with ML-DSA only).
+    let before = reload_errors(&admin_base, "apiserver").await;
+    *answer.lock().unwrap() = (
+        StatusCode::OK,
+        json!({"keys": [{"use": "sig", "kty": "AKP", "kid": "m", "alg": "ML-DSA-44", "pub": "AAAA"}]}).to_string(),
     );
+    wait_for_reload_errors(&admin_base, "apiserver", before + 2).await;
+    assert_eq!(served_kids(&client, &base).await.unwrap(), ["b0", "b1"]);
 
     shutdown.trigger();
     task.await.unwrap().unwrap();

@@ -31,3 +31,29 @@ pub fn kid_of(file: &str) -> String {
         .unwrap_or_else(|| panic!("{file} not in expected-kids.txt"))
         .1
 }
+
+/// `irsa_issuer_reload_errors_total{source=...}` from the admin port (0 while absent).
+pub async fn reload_errors(admin_base: &str, source: &str) -> u64 {
+    let text = reqwest::get(format!("{admin_base}/metrics"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let prefix = format!("irsa_issuer_reload_errors_total{{source=\"{source}\"}} ");
+    text.lines()
+        .find_map(|l| l.strip_prefix(&prefix))
+        .map_or(0, |v| v.trim().parse().unwrap())
+}
+
+/// Waits (up to 15 s) until the reload error count of `source` reaches `at_least`.
+pub async fn wait_for_reload_errors(admin_base: &str, source: &str, at_least: u64) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(15);
+    while reload_errors(admin_base, source).await < at_least {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{source}: fewer than {at_least} reload errors"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+}
