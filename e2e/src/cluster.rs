@@ -322,21 +322,21 @@ impl Cluster {
             if let Some(token) = token {
                 request = request.bearer_auth(token);
             }
-            if let Ok(response) = request.send().await {
-                if response.status().is_success() {
-                    return Ok(());
-                }
+            if let Ok(response) = request.send().await
+                && response.status().is_success()
+            {
+                return Ok(());
             }
             {
                 let mut processes = self.processes.lock().unwrap();
-                if let Some(process) = processes.iter_mut().rev().find(|p| p.name() == name) {
-                    if process.exited() {
-                        bail!(
-                            "{name} exited during start-up; log {}:\n{}",
-                            process.log().display(),
-                            process.log_tail(30)
-                        );
-                    }
+                if let Some(process) = processes.iter_mut().rev().find(|p| p.name() == name)
+                    && process.exited()
+                {
+                    bail!(
+                        "{name} exited during start-up; log {}:\n{}",
+                        process.log().display(),
+                        process.log_tail(30)
+                    );
                 }
             }
             if Instant::now() > deadline {

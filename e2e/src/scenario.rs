@@ -21,7 +21,11 @@ pub fn unique(prefix: &str) -> String {
 }
 
 /// Creates a namespace with a fresh name starting with `prefix`; returns the name.
-pub async fn namespace(cluster: &Cluster, prefix: &str, annotations: Value) -> anyhow::Result<String> {
+pub async fn namespace(
+    cluster: &Cluster,
+    prefix: &str,
+    annotations: Value,
+) -> anyhow::Result<String> {
     let name = unique(prefix);
     let api: Api<Namespace> = Api::all(cluster.client().await?);
     let ns =
@@ -163,7 +167,12 @@ pub async fn pod_with_token(cluster: &Cluster, prefix: &str) -> anyhow::Result<P
             }
         })
         .collect();
-    Ok(PodWithToken { namespace: ns, pod, env, root })
+    Ok(PodWithToken {
+        namespace: ns,
+        pod,
+        env,
+        root,
+    })
 }
 
 /// Runs a program of the venv with ONLY the injected env, the local endpoint and a region: no keys, no config.
@@ -190,4 +199,3 @@ pub fn run_unmodified(
         .envs(env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
         .output()?)
 }
-

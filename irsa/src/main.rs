@@ -40,7 +40,7 @@ enum WebhookCommand {
     /// Serve the admission webhook over HTTPS (POST /mutate), with an admin port for probes and metrics.
     Serve(Box<irsa_webhook::serve::ServeArgs>),
     /// Show what the webhook would do to a pod, offline: prints the JSON Patch, the mutated pod or the review.
-    Mutate(irsa_webhook::offline::MutateArgs),
+    Mutate(Box<irsa_webhook::offline::MutateArgs>),
 }
 
 #[derive(Subcommand)]
@@ -48,7 +48,7 @@ enum IssuerCommand {
     /// Serve the discovery document and JWKS over HTTPS (or plain HTTP behind an ingress).
     Serve(Box<irsa_issuer::cli::ServeArgs>),
     /// Write the discovery document and JWKS for static hosting: to a directory or an S3 bucket.
-    Publish(irsa_issuer::cli::PublishArgs),
+    Publish(Box<irsa_issuer::cli::PublishArgs>),
     /// Print the JWKS of the given public keys.
     Jwks(irsa_issuer::cli::JwksArgs),
 }
@@ -76,12 +76,12 @@ async fn run(command: Command) -> anyhow::Result<()> {
     match command {
         Command::Webhook(WebhookCommand::Serve(args)) => irsa_webhook::serve::serve(*args).await,
         Command::Webhook(WebhookCommand::Mutate(args)) => {
-            irsa_webhook::offline::run_mutate(args, std::io::stdin().lock(), &mut stdout)
+            irsa_webhook::offline::run_mutate(*args, std::io::stdin().lock(), &mut stdout)
         }
         Command::Issuer(IssuerCommand::Serve(args)) => irsa_issuer::cli::serve(*args).await,
         Command::Issuer(IssuerCommand::Publish(args)) => {
             let mut out = std::io::stdout();
-            irsa_issuer::cli::publish(args, &mut out).await
+            irsa_issuer::cli::publish(*args, &mut out).await
         }
         Command::Issuer(IssuerCommand::Jwks(args)) => irsa_issuer::cli::jwks(args, &mut stdout),
         Command::AssociateOidcProvider(args) => {

@@ -17,6 +17,7 @@ pub mod offline;
 pub mod patch;
 pub mod pod;
 pub mod review;
+pub mod self_signed;
 pub mod serve;
 pub mod server;
 pub mod views;

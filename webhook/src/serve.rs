@@ -14,18 +14,34 @@ use crate::cache::Index;
 use crate::config::InjectionArgs;
 use crate::lookup::{LookupLimits, Resolver};
 use crate::metrics::Metrics;
+use crate::self_signed::SelfSignedArgs;
 use crate::server::{AdmissionState, OnForbiddenRole, OnLookupFailure, router};
 
 /// Flags of `irsa webhook serve`.
 #[derive(Clone, Debug, clap::Args)]
 pub struct ServeArgs {
     /// PEM certificate chain served to the apiserver; re-read when it changes (Secret updates included).
-    #[arg(long, env = "IRSA_TLS_CERT_FILE", value_name = "FILE")]
-    pub tls_cert_file: PathBuf,
+    /// Not needed with `--self-signed`.
+    #[arg(
+        long,
+        env = "IRSA_TLS_CERT_FILE",
+        value_name = "FILE",
+        required_unless_present = "self_signed"
+    )]
+    pub tls_cert_file: Option<PathBuf>,
 
     /// PEM private key of the serving certificate.
-    #[arg(long, env = "IRSA_TLS_KEY_FILE", value_name = "FILE")]
-    pub tls_key_file: PathBuf,
+    #[arg(
+        long,
+        env = "IRSA_TLS_KEY_FILE",
+        value_name = "FILE",
+        required_unless_present = "self_signed"
+    )]
+    pub tls_key_file: Option<PathBuf>,
+
+    #[command(flatten)]
+    #[allow(missing_docs)]
+    pub self_signed: SelfSignedArgs,
 
     /// Address of the HTTPS admission endpoint (`POST /mutate`).
     #[arg(long, env = "IRSA_LISTEN", default_value = "0.0.0.0:9443")]
@@ -69,13 +85,22 @@ pub struct ServeArgs {
 /// Runs the webhook until SIGTERM.
 pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     let config = args.injection.clone().into_config()?;
-    // Fail before listening when the certificate is unusable: a crash-looping pod says more than a TLS error.
-    let tls = TlsFiles {
-        cert: args.tls_cert_file.clone(),
-        key: args.tls_key_file.clone(),
-    };
-    irsa_serve::tls::load(&tls)?;
     let client = kube_client(args.kubeconfig.as_deref()).await?;
+    let tls = match (&args.tls_cert_file, &args.tls_key_file) {
+        // --self-signed: the CA and certificate live in a Secret, the caBundle is patched into our configuration.
+        _ if args.self_signed.self_signed => {
+            self_signed_files(client.clone(), &args.self_signed).await?
+        }
+        (Some(cert), Some(key)) => TlsFiles {
+            cert: cert.clone(),
+            key: key.clone(),
+        },
+        _ => anyhow::bail!(
+            "--tls-cert-file and --tls-key-file are required unless --self-signed is set"
+        ),
+    };
+    // Fail before listening when the certificate is unusable: a crash-looping pod says more than a TLS error.
+    irsa_serve::tls::load(&tls)?;
 
     let mut registry = Registry::default();
     let metrics = Metrics::register(&mut registry);
@@ -148,6 +173,17 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     admin?;
     tracing::info!("drained; exiting");
     Ok(())
+}
+
+async fn self_signed_files(
+    client: kube::Client,
+    args: &SelfSignedArgs,
+) -> anyhow::Result<TlsFiles> {
+    let files = crate::self_signed::ensure(client, args)
+        .await
+        .context("--self-signed: preparing the serving certificate")?;
+    tracing::info!(secret = %args.self_signed_secret, configuration = %args.webhook_configuration, "self-signed serving certificate ready; caBundle patched");
+    Ok(files)
 }
 
 async fn bind(addr: SocketAddr) -> anyhow::Result<tokio::net::TcpListener> {

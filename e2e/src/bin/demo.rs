@@ -21,7 +21,9 @@ fn step(n: u32, text: &str) {
 fn main() -> ExitCode {
     let down = std::env::args().any(|a| a == "--down");
     if std::env::args().any(|a| a == "--help" || a == "-h") {
-        println!("usage: demo [--down]\n  --down  tear the cluster down after the demo instead of keeping it up");
+        println!(
+            "usage: demo [--down]\n  --down  tear the cluster down after the demo instead of keeping it up"
+        );
         return ExitCode::SUCCESS;
     }
     let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
@@ -36,40 +38,107 @@ fn main() -> ExitCode {
 }
 
 async fn demo(down: bool) -> anyhow::Result<()> {
-    step(1, "Start real peers: etcd, kube-apiserver, irsa issuer + webhook, MinIO (STS + S3), moto (IAM)");
+    step(
+        1,
+        "Start real peers: etcd, kube-apiserver, irsa issuer + webhook, MinIO (STS + S3), moto (IAM)",
+    );
     let mut cluster = Cluster::start(Peers::locate()?).await?;
-    println!("kube-apiserver  {}  (--service-account-issuer={})", cluster.apiserver_url, cluster.issuer_url);
+    println!(
+        "kube-apiserver  {}  (--service-account-issuer={})",
+        cluster.apiserver_url, cluster.issuer_url
+    );
     println!("irsa issuer     {}", cluster.issuer_url);
-    println!("irsa webhook    {}  (registered by a MutatingWebhookConfiguration)", cluster.webhook_url);
-    println!("MinIO           {}  (trusts tokens via {}/.well-known/openid-configuration)", cluster.minio_url, cluster.issuer_url);
+    println!(
+        "irsa webhook    {}  (registered by a MutatingWebhookConfiguration)",
+        cluster.webhook_url
+    );
+    println!(
+        "MinIO           {}  (trusts tokens via {}/.well-known/openid-configuration)",
+        cluster.minio_url, cluster.issuer_url
+    );
 
-    step(2, "The issuer publishes what STS needs to verify the apiserver's tokens");
+    step(
+        2,
+        "The issuer publishes what STS needs to verify the apiserver's tokens",
+    );
     let http = cluster.http()?;
-    let discovery: Value =
-        http.get(format!("{}/.well-known/openid-configuration", cluster.issuer_url)).send().await?.json().await?;
+    let discovery: Value = http
+        .get(format!(
+            "{}/.well-known/openid-configuration",
+            cluster.issuer_url
+        ))
+        .send()
+        .await?
+        .json()
+        .await?;
     println!("{}", serde_json::to_string_pretty(&discovery)?);
-    let jwks: Value = http.get(format!("{}/openid/v1/jwks", cluster.issuer_url)).send().await?.json().await?;
-    println!("JWKS kids: {}", jwks["keys"].as_array().into_iter().flatten().map(|k| k["kid"].to_string()).collect::<Vec<_>>().join(", "));
+    let jwks: Value = http
+        .get(format!("{}/openid/v1/jwks", cluster.issuer_url))
+        .send()
+        .await?
+        .json()
+        .await?;
+    println!(
+        "JWKS kids: {}",
+        jwks["keys"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .map(|k| k["kid"].to_string())
+            .collect::<Vec<_>>()
+            .join(", ")
+    );
 
-    step(3, "Annotate a ServiceAccount with a role, create a pod for it (no AWS settings in its manifest)");
-    println!("ServiceAccount s3-reader: eks.amazonaws.com/role-arn: {}", cluster.minio_role_arn);
-    let PodWithToken { namespace, pod, env, root } = pod_with_token(&cluster, "demo").await?;
+    step(
+        3,
+        "Annotate a ServiceAccount with a role, create a pod for it (no AWS settings in its manifest)",
+    );
+    println!(
+        "ServiceAccount s3-reader: eks.amazonaws.com/role-arn: {}",
+        cluster.minio_role_arn
+    );
+    let PodWithToken {
+        namespace,
+        pod,
+        env,
+        root,
+    } = pod_with_token(&cluster, "demo").await?;
     println!("kubectl -n {namespace} get pod reader");
 
     step(4, "What the webhook injected, as stored by the apiserver");
     let app = container(&pod, "containers", "app")?;
     println!("env:\n{}", serde_yaml::to_string(&app["env"])?);
-    println!("volumeMounts:\n{}", serde_yaml::to_string(&app["volumeMounts"])?);
-    println!("volume:\n{}", serde_yaml::to_string(token_volume(&pod).context("no token volume")?)?);
+    println!(
+        "volumeMounts:\n{}",
+        serde_yaml::to_string(&app["volumeMounts"])?
+    );
+    println!(
+        "volume:\n{}",
+        serde_yaml::to_string(token_volume(&pod).context("no token volume")?)?
+    );
 
-    step(5, "The kubelet's part: a TokenRequest bound to the pod, written where AWS_WEB_IDENTITY_TOKEN_FILE points");
-    let token_file = &env.iter().find(|(k, _)| k == "AWS_WEB_IDENTITY_TOKEN_FILE").context("token file")?.1;
+    step(
+        5,
+        "The kubelet's part: a TokenRequest bound to the pod, written where AWS_WEB_IDENTITY_TOKEN_FILE points",
+    );
+    let token_file = &env
+        .iter()
+        .find(|(k, _)| k == "AWS_WEB_IDENTITY_TOKEN_FILE")
+        .context("token file")?
+        .1;
     let token = std::fs::read_to_string(token_file)?;
     let claims = token.split('.').nth(1).context("a JWT")?;
-    let claims: Value = serde_json::from_slice(&base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(claims)?)?;
-    println!("{token_file}\nclaims: {}", serde_json::to_string_pretty(&claims)?);
+    let claims: Value =
+        serde_json::from_slice(&base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(claims)?)?;
+    println!(
+        "{token_file}\nclaims: {}",
+        serde_json::to_string_pretty(&claims)?
+    );
 
-    step(6, "The unmodified AWS CLI, with only the injected env (+ the local endpoint): `aws s3 ls`");
+    step(
+        6,
+        "The unmodified AWS CLI, with only the injected env (+ the local endpoint): `aws s3 ls`",
+    );
     for (k, v) in &env {
         println!("  {k}={v}");
     }
@@ -81,7 +150,9 @@ async fn demo(down: bool) -> anyhow::Result<()> {
         output.status.success() && String::from_utf8_lossy(&output.stdout).contains(BUCKET),
         "the AWS CLI did not get credentials"
     );
-    println!("\nThe CLI called sts:AssumeRoleWithWebIdentity with the pod's token; MinIO verified it against irsa's JWKS.");
+    println!(
+        "\nThe CLI called sts:AssumeRoleWithWebIdentity with the pod's token; MinIO verified it against irsa's JWKS."
+    );
 
     if down {
         step(7, "Tearing down (--down)");
@@ -89,7 +160,10 @@ async fn demo(down: bool) -> anyhow::Result<()> {
     }
     let dir = cluster.keep();
     step(7, "The cluster stays up until Ctrl-C");
-    println!("kubectl --kubeconfig {} get pods -A", cluster.kubeconfig.display());
+    println!(
+        "kubectl --kubeconfig {} get pods -A",
+        cluster.kubeconfig.display()
+    );
     println!("logs: {}/logs", dir.display());
     tokio::signal::ctrl_c().await?;
     println!("stopping...");
