@@ -247,6 +247,18 @@ impl Cluster {
         Ok(cluster)
     }
 
+    /// Starts another `irsa` process (a second webhook, say) that is stopped with the cluster.
+    pub fn start_irsa(&self, name: &str, args: &[String]) -> anyhow::Result<()> {
+        let process = Process::start(name, &self.peers.irsa, args, &[], &self.dir.join("logs"))?;
+        self.spawn(process);
+        Ok(())
+    }
+
+    /// Waits until `url` answers 200, failing early with the log tail if the process `name` exited.
+    pub async fn wait_ready(&self, name: &str, url: &str) -> anyhow::Result<()> {
+        self.wait_http(name, url, None).await
+    }
+
     fn spawn(&self, process: Process) {
         self.processes.lock().unwrap().push(process);
     }

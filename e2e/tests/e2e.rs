@@ -14,6 +14,8 @@ use anyhow::{Context as _, bail, ensure};
 use irsa_e2e::cluster::{AUDIENCE, BUCKET, Cluster};
 use irsa_e2e::peers::Peers;
 use irsa_e2e::scenario::*;
+use k8s_openapi::api::core::v1::Namespace;
+use kube::api::PostParams;
 use libtest_mimic::{Arguments, Failed, Trial};
 use serde_json::{Value, json};
 
@@ -42,6 +44,8 @@ fn main() -> ExitCode {
         issuer_kids_equal_the_apiservers,
         namespace_restriction_stops_a_forbidden_role,
         associate_oidc_provider_and_create_role_against_moto,
+        manifests_render_and_apply_with_server_dry_run,
+        self_signed_mode_patches_its_ca_bundle_and_is_called,
         zz_rotation_keeps_old_and_new_tokens_valid,
     ];
     let wanted = |name: &str| {
@@ -644,6 +648,172 @@ async fn associate_oidc_provider_and_create_role_against_moto(
     ensure!(
         env_of(container(&pod, "containers", "app")?, "AWS_ROLE_ARN") == Some(role_arn.as_str()),
         "pod: {pod}"
+    );
+    Ok(())
+}
+
+async fn manifests_render_and_apply_with_server_dry_run(
+    cluster: Arc<Cluster>,
+) -> anyhow::Result<()> {
+    let manifests = irsa_e2e::peers::workspace_root().join("manifests");
+    // A server-side dry run creates nothing, so the namespace every object lives in must exist for real.
+    cluster.kubectl(&[
+        "apply",
+        "-k",
+        &manifests.join("base/namespace").display().to_string(),
+    ])?;
+    let overlays = std::fs::read_dir(manifests.join("overlays"))?;
+    let mut checked = Vec::new();
+    for overlay in overlays {
+        let overlay = overlay?.path();
+        let name = overlay
+            .file_name()
+            .unwrap_or_default()
+            .to_string_lossy()
+            .into_owned();
+        let rendered = cluster.kubectl(&["kustomize", &overlay.display().to_string()])?;
+        // cert-manager's own kinds need its CRDs, which a bare apiserver lacks; everything else must apply.
+        let mut kept = Vec::new();
+        let mut cert_manager_objects = 0;
+        for document in rendered.split("\n---\n") {
+            let object: Value =
+                serde_yaml::from_str(document).with_context(|| format!("{name}: bad YAML"))?;
+            if object["apiVersion"]
+                .as_str()
+                .is_some_and(|v| v.starts_with("cert-manager.io/"))
+            {
+                cert_manager_objects += 1;
+            } else {
+                kept.push(document);
+            }
+        }
+        ensure!(
+            name != "cert-manager" || cert_manager_objects > 0,
+            "the cert-manager overlay has no Certificate"
+        );
+        let applied = cluster
+            .kubectl_stdin(
+                &["apply", "--dry-run=server", "-f", "-"],
+                Some(&kept.join("\n---\n")),
+            )
+            .with_context(|| format!("overlay {name}"))?;
+        ensure!(applied.contains("(server dry run)"), "{name}: {applied}");
+        checked.push(name);
+    }
+    ensure!(
+        checked.len() >= 4,
+        "only these overlays were found: {checked:?}"
+    );
+    Ok(())
+}
+
+async fn self_signed_mode_patches_its_ca_bundle_and_is_called(
+    cluster: Arc<Cluster>,
+) -> anyhow::Result<()> {
+    use k8s_openapi::api::admissionregistration::v1::MutatingWebhookConfiguration;
+    use k8s_openapi::api::core::v1::Secret;
+    let ns = namespace(&cluster, "selfsigned", json!({})).await?;
+    let client = cluster.client().await?;
+    kube::Api::<Namespace>::all(client.clone())
+        .patch(
+            &ns,
+            &kube::api::PatchParams::default(),
+            &kube::api::Patch::Merge(
+                json!({"metadata": {"labels": {"irsa-e2e/self-signed": "yes"}}}),
+            ),
+        )
+        .await?;
+    let (port, admin_port) = (
+        irsa_e2e::process::free_port(),
+        irsa_e2e::process::free_port(),
+    );
+    let configuration_name = format!("irsa-self-signed-{ns}");
+    // Registered without a caBundle: only the self-signed webhook can make the apiserver trust it.
+    let configuration: MutatingWebhookConfiguration = serde_json::from_value(json!({
+        "metadata": {"name": configuration_name},
+        "webhooks": [{
+            "name": "pod-identity.self-signed.irsa.dev",
+            "admissionReviewVersions": ["v1"],
+            "clientConfig": {"url": format!("https://127.0.0.1:{port}/mutate")},
+            "rules": [{"apiGroups": [""], "apiVersions": ["v1"], "operations": ["CREATE"], "resources": ["pods"]}],
+            "failurePolicy": "Fail",
+            "sideEffects": "None",
+            "timeoutSeconds": 3,
+            "namespaceSelector": {"matchLabels": {"irsa-e2e/self-signed": "yes"}},
+        }],
+    }))?;
+    let configurations: kube::Api<MutatingWebhookConfiguration> = kube::Api::all(client.clone());
+    configurations
+        .create(&PostParams::default(), &configuration)
+        .await?;
+    let tls_dir = cluster.dir.join(format!("self-signed-{ns}"));
+    let s = |v: &str| v.to_string();
+    cluster.start_irsa(
+        "webhook-self-signed",
+        &[
+            s("webhook"),
+            s("serve"),
+            s("--self-signed"),
+            format!("--kubeconfig={}", cluster.kubeconfig.display()),
+            format!("--self-signed-namespace={ns}"),
+            s("--self-signed-secret=irsa-webhook-tls"),
+            format!("--webhook-configuration={configuration_name}"),
+            s("--self-signed-extra-san=127.0.0.1"),
+            format!("--self-signed-dir={}", tls_dir.display()),
+            format!("--listen=127.0.0.1:{port}"),
+            format!("--admin-listen=127.0.0.1:{admin_port}"),
+        ],
+    )?;
+    cluster
+        .wait_ready(
+            "webhook-self-signed",
+            &format!("http://127.0.0.1:{admin_port}/readyz"),
+        )
+        .await?;
+
+    let secret = kube::Api::<Secret>::namespaced(client.clone(), &ns)
+        .get("irsa-webhook-tls")
+        .await?;
+    let ca = secret
+        .data
+        .as_ref()
+        .and_then(|d| d.get("ca.crt"))
+        .context("the Secret has no ca.crt")?
+        .0
+        .clone();
+    let patched = configurations.get(&configuration_name).await?;
+    let bundle = patched
+        .webhooks
+        .as_ref()
+        .and_then(|w| w[0].client_config.ca_bundle.clone())
+        .context("no caBundle")?;
+    ensure!(bundle.0 == ca, "the caBundle is not the Secret's CA");
+
+    service_account(
+        &cluster,
+        &ns,
+        "app",
+        json!({"eks.amazonaws.com/role-arn": ROLE}),
+    )
+    .await?;
+    let pod = create_pod(&cluster, &ns, simple_pod("app", "app")).await?;
+    ensure!(token_volume(&pod).is_some(), "pod not mutated: {pod}");
+    // failurePolicy Fail: the pod exists only because the apiserver reached the webhook with that caBundle.
+    let metrics = cluster
+        .http()?
+        .get(format!("http://127.0.0.1:{admin_port}/metrics"))
+        .send()
+        .await?
+        .text()
+        .await?;
+    let called = metrics.lines().any(|l| {
+        l.starts_with("irsa_webhook_admissions_total{outcome=\"")
+            && !l.ends_with(" 0")
+            && !l.contains("invalid-request")
+    });
+    ensure!(
+        called,
+        "the self-signed webhook counted no admission:\n{metrics}"
     );
     Ok(())
 }
