@@ -254,6 +254,16 @@ impl Cluster {
         Ok(())
     }
 
+    /// The PID of the running peer `name` (`webhook`, `issuer`, `kube-apiserver`, ...).
+    pub fn pid_of(&self, name: &str) -> Option<u32> {
+        let processes = self.processes.lock().unwrap();
+        processes
+            .iter()
+            .rev()
+            .find(|p| p.name() == name)?
+            .program_pid()
+    }
+
     /// Waits until `url` answers 200, failing early with the log tail if the process `name` exited.
     pub async fn wait_ready(&self, name: &str, url: &str) -> anyhow::Result<()> {
         self.wait_http(name, url, None).await

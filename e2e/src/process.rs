@@ -62,6 +62,14 @@ impl Process {
         &self.log
     }
 
+    /// The PID of the program itself (the guard shell's child), for reading its `/proc` entries.
+    pub fn program_pid(&self) -> Option<u32> {
+        let guard = self.child.id();
+        let children =
+            std::fs::read_to_string(format!("/proc/{guard}/task/{guard}/children")).ok()?;
+        children.split_whitespace().next()?.parse().ok()
+    }
+
     /// Whether it has exited.
     pub fn exited(&mut self) -> bool {
         matches!(self.child.try_wait(), Ok(Some(_)))

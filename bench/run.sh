@@ -1,0 +1,43 @@
+#!/usr/bin/env bash
+# All of irsa's benchmarks, as recorded in bench/README.md. Loopback only, bounded in time, stops what it starts.
+#   bench/run.sh            criterion (mutation core) + webhook load + webhook memory (100k SAs) + issuer vs nginx
+#   bench/run.sh criterion|load|memory|issuer   just one
+# Installs what it needs: the peers (hack/install-peers.sh), oha (cargo install, cached in ~/.cache/irsa/tools),
+# and for the issuer comparison nginx + wrk from Debian (apt-get).
+set -euo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+what=("$@")
+[[ ${#what[@]} -gt 0 ]] || what=(criterion load memory issuer)
+tools=${IRSA_TOOLS_DIR:-$HOME/.cache/irsa/tools}
+log() { printf '\n== %s\n' "$*" >&2; }
+
+need_oha() {
+  OHA=$tools/oha-1.16.0/bin/oha
+  if [[ ! -x $OHA ]]; then
+    log "installing oha 1.16.0 into $tools/oha-1.16.0 (a few minutes, once)"
+    cargo install oha --version 1.16.0 --locked --root "$tools/oha-1.16.0"
+  fi
+  export OHA
+}
+
+for w in "${what[@]}"; do
+  case $w in
+    criterion)
+      log "criterion: decode + mutate + encode"
+      cargo bench -p irsa-webhook --bench mutate -- --warm-up-time 2 --measurement-time 5 ;;
+    load|memory)
+      eval "$(hack/install-peers.sh)"
+      need_oha
+      log "webhook $w against the real topology (release build)"
+      cargo build --release -p irsa -p irsa-e2e --bin irsa --bin bench-webhook
+      IRSA_BIN=$PWD/target/release/irsa target/release/bench-webhook "$w" ;;
+    issuer)
+      if ! command -v nginx >/dev/null || ! command -v wrk >/dev/null; then
+        log "installing nginx and wrk (Debian)"
+        apt-get update -qq && apt-get install -y -qq nginx wrk
+      fi
+      cargo build --release -p irsa
+      IRSA_BIN=$PWD/target/release/irsa bench/issuer-jwks.sh ;;
+    *) echo "unknown benchmark '$w' (criterion, load, memory, issuer)" >&2; exit 2 ;;
+  esac
+done

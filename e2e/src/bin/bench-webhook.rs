@@ -1,0 +1,222 @@
+//! The webhook's load and memory benchmark against the real topology (see `bench/README.md`).
+//!
+//! - load: the realistic 6.6 KB review (`webhook/benches/fixtures/review-6kb.json`) POSTed over TLS with
+//!   keep-alive by `oha`: a fixed 2,000 requests/s on 4 connections (p50/p99 as the client sees them, latency
+//!   corrected for coordinated omission), then saturation on 16 connections;
+//! - memory: the webhook's RSS after its watch has indexed N ServiceAccounts (default 100,000) created in the
+//!   real apiserver across 1,000 namespaces, a third of them annotated.
+//!
+//! Usage: bench-webhook [load] [memory] [--accounts N] [--seconds S]; IRSA_BIN should be a release build and
+//! OHA the oha binary. Prints markdown rows for bench/README.md.
+
+use std::process::Command;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context as _, bail};
+use futures::StreamExt as _;
+use irsa_e2e::cluster::Cluster;
+use irsa_e2e::peers::{Peers, workspace_root};
+use k8s_openapi::api::core::v1::{Namespace, ServiceAccount};
+use kube::Api;
+use kube::api::PostParams;
+use serde_json::{Value, json};
+
+fn arg_value(name: &str) -> Option<String> {
+    let args: Vec<String> = std::env::args().collect();
+    args.iter()
+        .position(|a| a == name)
+        .and_then(|i| args.get(i + 1).cloned())
+}
+
+fn main() -> anyhow::Result<()> {
+    let args: Vec<String> = std::env::args().collect();
+    let (mut load, mut memory) = (
+        args.iter().any(|a| a == "load"),
+        args.iter().any(|a| a == "memory"),
+    );
+    if !load && !memory {
+        (load, memory) = (true, true);
+    }
+    let accounts: usize = arg_value("--accounts").map_or(Ok(100_000), |v| v.parse())?;
+    let seconds: u64 = arg_value("--seconds").map_or(Ok(20), |v| v.parse())?;
+    let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
+    let runtime = tokio::runtime::Runtime::new()?;
+    runtime.block_on(async {
+        let cluster = Arc::new(Cluster::start(Peers::locate()?).await?);
+        println!("| what | command | result |\n|---|---|---|");
+        if load {
+            bench_load(&cluster, seconds).await?;
+        }
+        if memory {
+            bench_memory(&cluster, accounts).await?;
+        }
+        anyhow::Ok(())
+    })
+}
+
+async fn bench_load(cluster: &Cluster, seconds: u64) -> anyhow::Result<()> {
+    let fixture = workspace_root().join("webhook/benches/fixtures/review-6kb.json");
+    let review: Value = serde_json::from_slice(&std::fs::read(&fixture)?)?;
+    let namespace = review["request"]["namespace"]
+        .as_str()
+        .context("namespace")?;
+    let account = review["request"]["object"]["spec"]["serviceAccountName"]
+        .as_str()
+        .context("account")?;
+    let client = cluster.client().await?;
+    Api::<Namespace>::all(client.clone())
+        .create(
+            &PostParams::default(),
+            &serde_json::from_value(json!({"metadata": {"name": namespace}}))?,
+        )
+        .await?;
+    Api::<ServiceAccount>::namespaced(client, namespace)
+        .create(
+            &PostParams::default(),
+            &serde_json::from_value(json!({"metadata": {"name": account, "annotations": {
+                "eks.amazonaws.com/role-arn": "arn:aws:iam::111122223333:role/orders-api"}}}))?,
+        )
+        .await?;
+    // Let the watch deliver the account, so the run measures the cache-hit path users see in steady state.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let oha = std::env::var("OHA").unwrap_or_else(|_| "oha".into());
+    let duration = format!("{seconds}s");
+    let fixture = fixture.display().to_string();
+    let runs: [(&str, Vec<&str>); 2] = [
+        (
+            "fixed 2,000 req/s, 4 connections",
+            vec!["-c", "4", "-q", "2000", "--latency-correction"],
+        ),
+        ("saturation, 16 connections", vec!["-c", "16"]),
+    ];
+    for (what, extra) in runs {
+        let mut command = Command::new(&oha);
+        command
+            .args([
+                "--no-tui",
+                "--output-format",
+                "json",
+                "--insecure",
+                "-z",
+                &duration,
+                "-m",
+                "POST",
+            ])
+            .args(["-T", "application/json", "-D", &fixture])
+            .args(&extra)
+            .arg(&cluster.webhook_url);
+        let output = command.output().with_context(|| format!("running {oha}"))?;
+        if !output.status.success() {
+            bail!("oha failed: {}", String::from_utf8_lossy(&output.stderr));
+        }
+        let report: Value = serde_json::from_slice(&output.stdout).context("oha's JSON report")?;
+        let summary = &report["summary"];
+        let percentile =
+            |p: &str| report["latencyPercentiles"][p].as_f64().unwrap_or(f64::NAN) * 1e3;
+        let statuses = &report["statusCodeDistribution"];
+        println!(
+            "| webhook {what} | `oha -z {duration} {} -m POST -D review-6kb.json` | {:.0} req/s, p50 {:.3} ms, p99 {:.3} ms, success {:.4}, statuses {statuses} |",
+            extra.join(" "),
+            summary["requestsPerSec"].as_f64().unwrap_or(f64::NAN),
+            percentile("p50"),
+            percentile("p99"),
+            summary["successRate"].as_f64().unwrap_or(f64::NAN),
+        );
+    }
+    Ok(())
+}
+
+fn rss_kib(pid: u32) -> anyhow::Result<(u64, u64)> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status"))?;
+    let field = |name: &str| -> Option<u64> {
+        status
+            .lines()
+            .find(|l| l.starts_with(name))?
+            .split_whitespace()
+            .nth(1)?
+            .parse()
+            .ok()
+    };
+    Ok((
+        field("VmRSS:").context("VmRSS")?,
+        field("VmHWM:").context("VmHWM")?,
+    ))
+}
+
+async fn cached_accounts(cluster: &Cluster) -> anyhow::Result<u64> {
+    let metrics = cluster
+        .http()?
+        .get(format!("{}/metrics", cluster.webhook_admin))
+        .send()
+        .await?
+        .text()
+        .await?;
+    Ok(metrics
+        .lines()
+        .find_map(|l| l.strip_prefix("irsa_webhook_cached_service_accounts "))
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or(0))
+}
+
+async fn bench_memory(cluster: &Cluster, accounts: usize) -> anyhow::Result<()> {
+    let pid = cluster.pid_of("webhook").context("the webhook's PID")?;
+    let (idle, _) = rss_kib(pid)?;
+    let client = cluster.client().await?;
+    let namespaces = 1_000.min(accounts.max(1));
+    let started = Instant::now();
+    futures::stream::iter(0..namespaces)
+        .map(|n| {
+            let api = Api::<Namespace>::all(client.clone());
+            async move {
+                let ns = serde_json::from_value(json!({"metadata": {"name": format!("mem-{n}")}}))?;
+                api.create(&PostParams::default(), &ns).await?;
+                anyhow::Ok(())
+            }
+        })
+        .buffer_unordered(32)
+        .collect::<Vec<_>>()
+        .await
+        .into_iter()
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    futures::stream::iter(0..accounts)
+        .map(|i| {
+            let api = Api::<ServiceAccount>::namespaced(client.clone(), &format!("mem-{}", i % namespaces));
+            async move {
+                let name = format!("workload-{i:06}-service-account");
+                let annotations = if i % 3 == 0 {
+                    json!({"eks.amazonaws.com/role-arn": format!("arn:aws:iam::111122223333:role/workload-{i:06}")})
+                } else {
+                    json!({})
+                };
+                let sa = serde_json::from_value(json!({"metadata": {"name": name, "annotations": annotations}}))?;
+                api.create(&PostParams::default(), &sa).await?;
+                anyhow::Ok(())
+            }
+        })
+        .buffer_unordered(48)
+        .collect::<Vec<_>>()
+        .await
+        .into_iter()
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    let created = started.elapsed();
+    let deadline = Instant::now() + Duration::from_secs(300);
+    while cached_accounts(cluster).await? < accounts as u64 {
+        if Instant::now() > deadline {
+            bail!(
+                "the webhook indexed only {} of {accounts} accounts",
+                cached_accounts(cluster).await?
+            );
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    let (rss, peak) = rss_kib(pid)?;
+    println!(
+        "| webhook RSS with {accounts} ServiceAccounts indexed (1/3 annotated, {namespaces} namespaces; created in {:.0} s) | `/proc/<webhook>/status` | VmRSS {:.1} MB (idle {:.1} MB), VmHWM {:.1} MB |",
+        created.as_secs_f64(),
+        rss as f64 / 1024.0,
+        idle as f64 / 1024.0,
+        peak as f64 / 1024.0
+    );
+    Ok(())
+}
