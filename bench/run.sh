@@ -30,7 +30,7 @@ for w in "${what[@]}"; do
       need_oha
       log "webhook $w against the real topology (release build)"
       cargo build --release -p irsa -p irsa-e2e --bin irsa --bin bench-webhook
-      IRSA_BIN=$PWD/target/release/irsa target/release/bench-webhook "$w" ;;
+      IRSA_E2E_WEBHOOK_LOG=info IRSA_BIN=$PWD/target/release/irsa target/release/bench-webhook "$w" ;;
     issuer)
       if ! command -v nginx >/dev/null || ! command -v wrk >/dev/null; then
         log "installing nginx and wrk (Debian)"

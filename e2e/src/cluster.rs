@@ -209,7 +209,12 @@ impl Cluster {
                 format!("--listen=127.0.0.1:{webhook_port}"),
                 format!("--admin-listen=127.0.0.1:{webhook_admin_port}"),
                 format!("--role-arn-pattern={ROLE_ARN_PATTERN}"),
-                s("--log-level=info,irsa_webhook=debug"),
+                // One debug line per admission helps a failing test; benchmarks set IRSA_E2E_WEBHOOK_LOG=info.
+                format!(
+                    "--log-level={}",
+                    std::env::var("IRSA_E2E_WEBHOOK_LOG")
+                        .unwrap_or_else(|_| "info,irsa_webhook=debug".into())
+                ),
             ],
             &[],
             &logs,

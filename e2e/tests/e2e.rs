@@ -319,32 +319,19 @@ async fn token_with_a_wrong_audience_is_refused(cluster: Arc<Cluster>) -> anyhow
     )
     .await?;
     create_pod(&cluster, &ns, simple_pod("app", "app")).await?;
-    let home = tempfile::tempdir()?;
-    let assume = |token: String| -> anyhow::Result<std::process::Output> {
-        run_unmodified(
-            &cluster,
-            "aws",
-            &[
-                "sts",
-                "assume-role-with-web-identity",
-                "--role-arn",
-                &cluster.minio_role_arn,
-                "--role-session-name",
-                "e2e",
-                "--web-identity-token",
-                &token,
-            ],
-            &[],
-            home.path(),
-        )
-    };
-    let right = assume(cluster.mint_token(&ns, "app", "app", AUDIENCE, 3600)?)?;
+    let right = assume_role_at_minio(
+        &cluster,
+        &cluster.mint_token(&ns, "app", "app", AUDIENCE, 3600)?,
+    )?;
     ensure!(
         right.status.success(),
         "the right audience was refused: {}",
         String::from_utf8_lossy(&right.stderr)
     );
-    let wrong = assume(cluster.mint_token(&ns, "app", "app", "not-sts.example", 3600)?)?;
+    let wrong = assume_role_at_minio(
+        &cluster,
+        &cluster.mint_token(&ns, "app", "app", "not-sts.example", 3600)?,
+    )?;
     ensure!(
         !wrong.status.success(),
         "a token for another audience was accepted"
@@ -480,24 +467,8 @@ async fn zz_rotation_keeps_old_and_new_tokens_valid(cluster: Arc<Cluster>) -> an
         }
         tokio::time::sleep(std::time::Duration::from_millis(300)).await;
     }
-    let home = tempfile::tempdir()?;
     for (which, token) in [("old", &old_token), ("new", &new_token)] {
-        let output = run_unmodified(
-            &cluster,
-            "aws",
-            &[
-                "sts",
-                "assume-role-with-web-identity",
-                "--role-arn",
-                &cluster.minio_role_arn,
-                "--role-session-name",
-                "rotation",
-                "--web-identity-token",
-                token,
-            ],
-            &[],
-            home.path(),
-        )?;
+        let output = assume_role_at_minio(&cluster, token)?;
         ensure!(
             output.status.success(),
             "{which} token refused after rotation: {}",
@@ -505,6 +476,22 @@ async fn zz_rotation_keeps_old_and_new_tokens_valid(cluster: Arc<Cluster>) -> an
         );
     }
     Ok(())
+}
+
+/// `aws sts assume-role-with-web-identity` at MinIO with `token`, and nothing else configured.
+fn assume_role_at_minio(cluster: &Cluster, token: &str) -> anyhow::Result<std::process::Output> {
+    let home = tempfile::tempdir()?;
+    let args = [
+        "sts",
+        "assume-role-with-web-identity",
+        "--role-arn",
+        &cluster.minio_role_arn,
+        "--role-session-name",
+        "e2e",
+        "--web-identity-token",
+        token,
+    ];
+    run_unmodified(cluster, "aws", &args, &[], home.path())
 }
 
 /// Runs `irsa` with AWS pointed at moto; returns stdout, or an error with stderr.

@@ -440,18 +440,9 @@ async fn update_trust(
 async fn kube_client(kubeconfig: Option<&Path>) -> Result<kube::Client, CreateRoleError> {
     // kube builds rustls configs with the process default provider.
     let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
-    let config_error = |e: &dyn std::fmt::Display| CreateRoleError::KubeConfig(e.to_string());
-    let config = match kubeconfig {
-        Some(path) => {
-            let file = kube::config::Kubeconfig::read_from(path)
-                .map_err(|e| config_error(&format!("{}: {e}", path.display())))?;
-            kube::Config::from_custom_kubeconfig(file, &kube::config::KubeConfigOptions::default())
-                .await
-                .map_err(|e| config_error(&e))?
-        }
-        None => kube::Config::infer().await.map_err(|e| config_error(&e))?,
-    };
-    kube::Client::try_from(config).map_err(|e| config_error(&e))
+    irsa_serve::kube_client::client(kubeconfig)
+        .await
+        .map_err(|e| CreateRoleError::KubeConfig(e.to_string()))
 }
 
 async fn plan_service_account(

@@ -5,8 +5,6 @@ use std::future::Future;
 use std::path::Path;
 use std::time::Duration;
 
-use kube::config::{KubeConfigOptions, Kubeconfig};
-
 use crate::documents::Publisher;
 use crate::jwks::{self, JwksError};
 use crate::keys::LoadedKeys;
@@ -21,14 +19,8 @@ pub const DISCOVERY_PATH: &str = "/.well-known/openid-configuration";
 #[non_exhaustive]
 pub enum ApiserverError {
     /// The kubeconfig could not be read or used.
-    #[error("kubeconfig: {0}")]
-    Kubeconfig(#[from] kube::config::KubeconfigError),
-    /// Neither in-cluster configuration nor a default kubeconfig was found.
-    #[error("no Kubernetes configuration (in-cluster or kubeconfig): {0}")]
-    Infer(#[from] kube::config::InferConfigError),
-    /// The client could not be built.
-    #[error("building the Kubernetes client: {0}")]
-    Client(#[source] kube::Error),
+    #[error(transparent)]
+    Client(#[from] irsa_serve::kube_client::KubeClientError),
     /// The apiserver refused: usually RBAC.
     #[error(
         "GET {path} was forbidden: bind the ClusterRole system:service-account-issuer-discovery to this identity ({message})"
@@ -61,17 +53,7 @@ pub enum ApiserverError {
 
 /// A client from `kubeconfig`, or else the in-cluster configuration or the default kubeconfig.
 pub async fn client(kubeconfig: Option<&Path>) -> Result<kube::Client, ApiserverError> {
-    let config = match kubeconfig {
-        Some(path) => {
-            kube::Config::from_custom_kubeconfig(
-                Kubeconfig::read_from(path)?,
-                &KubeConfigOptions::default(),
-            )
-            .await?
-        }
-        None => kube::Config::infer().await?,
-    };
-    kube::Client::try_from(config).map_err(ApiserverError::Client)
+    Ok(irsa_serve::kube_client::client(kubeconfig).await?)
 }
 
 async fn get(client: &kube::Client, path: &'static str) -> Result<String, ApiserverError> {

@@ -114,11 +114,11 @@ pub struct ServeArgs {
 
     /// How often to re-read the key files (default 5s) or re-fetch the apiserver's JWKS (default 60s):
     /// `500ms`, `5s`, `2m`, or plain seconds.
-    #[arg(long, env = "IRSA_RELOAD_INTERVAL", value_name = "DURATION", value_parser = parse_duration)]
+    #[arg(long, env = "IRSA_RELOAD_INTERVAL", value_name = "DURATION", value_parser = irsa_serve::duration::parse)]
     pub reload_interval: Option<Duration>,
 
     /// How long in-flight requests may take to finish after SIGTERM.
-    #[arg(long, env = "IRSA_DRAIN_TIMEOUT", value_name = "DURATION", value_parser = parse_duration, default_value = "10s")]
+    #[arg(long, env = "IRSA_DRAIN_TIMEOUT", value_name = "DURATION", value_parser = irsa_serve::duration::parse, default_value = "10s")]
     pub drain_timeout: Duration,
 }
 
@@ -177,27 +177,6 @@ pub struct JwksArgs {
         required = true
     )]
     pub public_key_files: Vec<PathBuf>,
-}
-
-/// Parses `500ms`, `5s`, `2m`, `1h` or plain seconds.
-pub fn parse_duration(s: &str) -> Result<Duration, String> {
-    let s = s.trim();
-    let split = s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len());
-    let (number, unit) = s.split_at(split);
-    let n: u64 = number
-        .parse()
-        .map_err(|_| format!("{s:?}: expected a duration like 500ms, 5s, 2m"))?;
-    let d = match unit {
-        "ms" => Duration::from_millis(n),
-        "" | "s" => Duration::from_secs(n),
-        "m" => Duration::from_secs(n * 60),
-        "h" => Duration::from_secs(n * 3600),
-        _ => return Err(format!("{s:?}: unknown unit {unit:?} (ms, s, m, h)")),
-    };
-    if d.is_zero() {
-        return Err(format!("{s:?}: must be more than zero"));
-    }
-    Ok(d)
 }
 
 fn routes(issuer_url: &str, jwks_uri: Option<&str>, allow_http: bool) -> anyhow::Result<Routes> {
@@ -548,15 +527,5 @@ mod tests {
             .is_ok()
         );
         assert!(parse(&["jwks"]).is_err());
-    }
-
-    #[test]
-    fn durations() {
-        assert_eq!(parse_duration("500ms"), Ok(Duration::from_millis(500)));
-        assert_eq!(parse_duration("5"), Ok(Duration::from_secs(5)));
-        assert_eq!(parse_duration("2m"), Ok(Duration::from_secs(120)));
-        assert!(parse_duration("0s").is_err());
-        assert!(parse_duration("5d").is_err());
-        assert!(parse_duration("s").is_err());
     }
 }

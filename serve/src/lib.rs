@@ -7,6 +7,8 @@
 //! [`logging`] sets up `tracing` from `--log-format` / `--log-level`.
 
 pub mod admin;
+pub mod duration;
+pub mod kube_client;
 pub mod logging;
 pub mod readiness;
 mod server;

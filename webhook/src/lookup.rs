@@ -6,7 +6,7 @@
 //! rate-limited so that a watch outage cannot turn into an apiserver stampede. Its result is kept in the index
 //! until the watch delivers the object.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::future::Future;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -120,20 +120,13 @@ impl Resolver {
             .inc();
         let key = format!("{namespace}/{name}");
         let api: Api<ServiceAccount> = Api::namespaced(self.client.clone(), namespace);
-        let (prefix, name_owned) = (self.annotation_prefix.clone(), name.to_owned());
         let result = self
             .accounts_in_flight
             .run(key, || {
-                let permit = self.take_token();
-                let timeout = self.limits.timeout;
+                let annotations = self.get_annotations(api, name);
+                let prefix = self.annotation_prefix.clone();
                 async move {
-                    permit?;
-                    let meta = tokio::time::timeout(timeout, api.get_metadata_opt(&name_owned))
-                        .await
-                        .map_err(|_| LookupError::Timeout(timeout))?
-                        .map_err(|err| LookupError::Api(err.to_string()))?;
-                    Ok(meta.map(|meta| {
-                        let annotations = meta.metadata.annotations.unwrap_or_default();
+                    Ok(annotations.await?.map(|annotations| {
                         AccountEntry::from_view(ServiceAccountView::from_annotations(
                             &prefix,
                             &annotations,
@@ -165,23 +158,13 @@ impl Resolver {
             .get_or_create(&label("namespace", "miss"))
             .inc();
         let api: Api<Namespace> = Api::all(self.client.clone());
-        let name_owned = name.to_owned();
         let result = self
             .namespaces_in_flight
             .run(name.to_owned(), || {
-                let permit = self.take_token();
-                let timeout = self.limits.timeout;
+                let annotations = self.get_annotations(api, name);
                 async move {
-                    permit?;
-                    let meta = tokio::time::timeout(timeout, api.get_metadata_opt(&name_owned))
-                        .await
-                        .map_err(|_| LookupError::Timeout(timeout))?
-                        .map_err(|err| LookupError::Api(err.to_string()))?;
-                    Ok(meta.map(|meta| {
-                        NamespaceView::from_annotations(
-                            &meta.metadata.annotations.unwrap_or_default(),
-                        )
-                        .map(Arc::new)
+                    Ok(annotations.await?.map(|annotations| {
+                        NamespaceView::from_annotations(&annotations).map(Arc::new)
                     }))
                 }
             })
@@ -193,6 +176,35 @@ impl Resolver {
                 Ok(entry)
             }
             None => Ok(None),
+        }
+    }
+
+    /// GETs one object's annotations (metadata only), within the rate limit and the timeout; `None` when the
+    /// object does not exist. The token is taken now, the request is made when the future is polled.
+    fn get_annotations<K>(
+        &self,
+        api: Api<K>,
+        name: &str,
+    ) -> impl Future<Output = Result<Option<BTreeMap<String, String>>, LookupError>> + Send + 'static
+    where
+        K: kube::Resource
+            + Clone
+            + serde::de::DeserializeOwned
+            + std::fmt::Debug
+            + Send
+            + Sync
+            + 'static,
+    {
+        let permit = self.take_token();
+        let timeout = self.limits.timeout;
+        let name = name.to_owned();
+        async move {
+            permit?;
+            let meta = tokio::time::timeout(timeout, api.get_metadata_opt(&name))
+                .await
+                .map_err(|_| LookupError::Timeout(timeout))?
+                .map_err(|err| LookupError::Api(err.to_string()))?;
+            Ok(meta.map(|meta| meta.metadata.annotations.unwrap_or_default()))
         }
     }
 

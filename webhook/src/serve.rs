@@ -70,7 +70,7 @@ pub struct ServeArgs {
     pub on_forbidden_role: OnForbiddenRole,
 
     /// How long a direct ServiceAccount or Namespace GET (made when the watch is behind) may take.
-    #[arg(long, env = "IRSA_LOOKUP_TIMEOUT", value_parser = parse_duration, default_value = "1s")]
+    #[arg(long, env = "IRSA_LOOKUP_TIMEOUT", value_parser = irsa_serve::duration::parse, default_value = "1s")]
     pub lookup_timeout: Duration,
 
     /// Largest AdmissionReview accepted, in bytes; larger bodies get 413.
@@ -78,14 +78,14 @@ pub struct ServeArgs {
     pub max_body_bytes: usize,
 
     /// How long a SIGTERM waits for in-flight admissions before exiting.
-    #[arg(long, env = "IRSA_DRAIN_TIMEOUT", value_parser = parse_duration, default_value = "15s")]
+    #[arg(long, env = "IRSA_DRAIN_TIMEOUT", value_parser = irsa_serve::duration::parse, default_value = "15s")]
     pub drain_timeout: Duration,
 }
 
 /// Runs the webhook until SIGTERM.
 pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     let config = args.injection.clone().into_config()?;
-    let client = kube_client(args.kubeconfig.as_deref()).await?;
+    let client = irsa_serve::kube_client::client(args.kubeconfig.as_deref()).await?;
     let tls = match (&args.tls_cert_file, &args.tls_key_file) {
         // --self-signed: the CA and certificate live in a Secret, the caBundle is patched into our configuration.
         _ if args.self_signed.self_signed => {
@@ -190,59 +190,4 @@ async fn bind(addr: SocketAddr) -> anyhow::Result<tokio::net::TcpListener> {
     tokio::net::TcpListener::bind(addr)
         .await
         .with_context(|| format!("cannot listen on {addr}"))
-}
-
-/// A Kubernetes client from `--kubeconfig`, else the in-cluster or default kubeconfig.
-pub async fn kube_client(kubeconfig: Option<&std::path::Path>) -> anyhow::Result<kube::Client> {
-    let config = match kubeconfig {
-        Some(path) => {
-            let kubeconfig = kube::config::Kubeconfig::read_from(path)
-                .with_context(|| format!("cannot read kubeconfig {}", path.display()))?;
-            kube::Config::from_custom_kubeconfig(
-                kubeconfig,
-                &kube::config::KubeConfigOptions::default(),
-            )
-            .await
-            .with_context(|| format!("invalid kubeconfig {}", path.display()))?
-        }
-        None => kube::Config::infer().await.context(
-            "no Kubernetes configuration: not in a cluster, and no kubeconfig (use --kubeconfig)",
-        )?,
-    };
-    kube::Client::try_from(config).context("cannot build a Kubernetes client")
-}
-
-/// Parses `1500ms`, `2s`, `1m` or a bare number of seconds.
-pub fn parse_duration(text: &str) -> Result<Duration, String> {
-    let text = text.trim();
-    let (number, unit) = match text.find(|c: char| !(c.is_ascii_digit() || c == '.')) {
-        Some(at) => text.split_at(at),
-        None => (text, "s"),
-    };
-    let value: f64 = number
-        .parse()
-        .map_err(|_| format!("invalid duration {text:?}: expected e.g. 500ms, 2s, 1m"))?;
-    let seconds = match unit {
-        "ms" => value / 1000.0,
-        "s" => value,
-        "m" => value * 60.0,
-        _ => return Err(format!("invalid duration unit in {text:?}: use ms, s or m")),
-    };
-    Duration::try_from_secs_f64(seconds).map_err(|err| format!("invalid duration {text:?}: {err}"))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn durations_parse() {
-        assert_eq!(parse_duration("500ms"), Ok(Duration::from_millis(500)));
-        assert_eq!(parse_duration("2s"), Ok(Duration::from_secs(2)));
-        assert_eq!(parse_duration("3"), Ok(Duration::from_secs(3)));
-        assert_eq!(parse_duration("1m"), Ok(Duration::from_secs(60)));
-        assert!(parse_duration("abc").is_err());
-        assert!(parse_duration("5h").is_err());
-        assert!(parse_duration("-1s").is_err());
-    }
 }

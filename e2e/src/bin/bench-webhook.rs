@@ -80,51 +80,123 @@ async fn bench_load(cluster: &Cluster, seconds: u64) -> anyhow::Result<()> {
         .await?;
     // Let the watch deliver the account, so the run measures the cache-hit path users see in steady state.
     tokio::time::sleep(Duration::from_secs(2)).await;
-    let oha = std::env::var("OHA").unwrap_or_else(|_| "oha".into());
     let duration = format!("{seconds}s");
+    let fixture_name = "6.6 KB review";
     let fixture = fixture.display().to_string();
-    let runs: [(&str, Vec<&str>); 2] = [
-        (
-            "fixed 2,000 req/s, 4 connections",
-            vec!["-c", "4", "-q", "2000", "--latency-correction"],
-        ),
-        ("saturation, 16 connections", vec!["-c", "16"]),
-    ];
-    for (what, extra) in runs {
-        let mut command = Command::new(&oha);
-        command
-            .args([
-                "--no-tui",
-                "--output-format",
-                "json",
-                "--insecure",
-                "-z",
-                &duration,
-                "-m",
-                "POST",
-            ])
-            .args(["-T", "application/json", "-D", &fixture])
-            .args(&extra)
-            .arg(&cluster.webhook_url);
-        let output = command.output().with_context(|| format!("running {oha}"))?;
-        if !output.status.success() {
-            bail!("oha failed: {}", String::from_utf8_lossy(&output.stderr));
-        }
-        let report: Value = serde_json::from_slice(&output.stdout).context("oha's JSON report")?;
-        let summary = &report["summary"];
-        let percentile =
-            |p: &str| report["latencyPercentiles"][p].as_f64().unwrap_or(f64::NAN) * 1e3;
-        let statuses = &report["statusCodeDistribution"];
-        println!(
-            "| webhook {what} | `oha -z {duration} {} -m POST -D review-6kb.json` | {:.0} req/s, p50 {:.3} ms, p99 {:.3} ms, success {:.4}, statuses {statuses} |",
-            extra.join(" "),
-            summary["requestsPerSec"].as_f64().unwrap_or(f64::NAN),
-            percentile("p50"),
-            percentile("p99"),
-            summary["successRate"].as_f64().unwrap_or(f64::NAN),
-        );
-    }
+    let fixed = ["-c", "4", "-q", "2000", "--latency-correction"];
+    let jwks = format!("{}/openid/v1/jwks", cluster.issuer_url);
+    oha_row(
+        &format!("webhook POST, fixed 2,000 req/s, 4 connections, {fixture_name}"),
+        &duration,
+        &fixed,
+        Some(&fixture),
+        &cluster.webhook_url,
+    )?;
+    let before = server_histogram(cluster).await?;
+    oha_row(
+        "webhook POST, saturation, 16 connections",
+        &duration,
+        &["-c", "16"],
+        Some(&fixture),
+        &cluster.webhook_url,
+    )?;
+    let after = server_histogram(cluster).await?;
+    println!(
+        "| webhook server-side time (histogram `irsa_webhook_admission_duration_seconds`, saturation run) | `/metrics` | p50 <= {}, p99 <= {} (bucket upper bounds) |",
+        bucket_quantile(&before, &after, 0.50),
+        bucket_quantile(&before, &after, 0.99)
+    );
+    // The floor of this machine: the same client and rate against the smallest TLS handler of the topology.
+    oha_row(
+        "floor: issuer GET JWKS (667 B), fixed 2,000 req/s, 4 connections",
+        &duration,
+        &fixed,
+        None,
+        &jwks,
+    )?;
     Ok(())
+}
+
+fn oha_row(
+    what: &str,
+    duration: &str,
+    extra: &[&str],
+    body: Option<&str>,
+    url: &str,
+) -> anyhow::Result<()> {
+    let oha = std::env::var("OHA").unwrap_or_else(|_| "oha".into());
+    let mut command = Command::new(&oha);
+    command
+        .args([
+            "--no-tui",
+            "--output-format",
+            "json",
+            "--insecure",
+            "-z",
+            duration,
+        ])
+        .args(extra);
+    if let Some(body) = body {
+        command.args(["-m", "POST", "-T", "application/json", "-D", body]);
+    }
+    let output = command
+        .arg(url)
+        .output()
+        .with_context(|| format!("running {oha}"))?;
+    if !output.status.success() {
+        bail!("oha failed: {}", String::from_utf8_lossy(&output.stderr));
+    }
+    let report: Value = serde_json::from_slice(&output.stdout).context("oha's JSON report")?;
+    let summary = &report["summary"];
+    let percentile = |p: &str| report["latencyPercentiles"][p].as_f64().unwrap_or(f64::NAN) * 1e3;
+    println!(
+        "| {what} | `oha -z {duration} {}{}` | {:.0} req/s, p50 {:.3} ms, p99 {:.3} ms, success {:.4}, statuses {} |",
+        extra.join(" "),
+        if body.is_some() {
+            " -m POST -D review-6kb.json"
+        } else {
+            ""
+        },
+        summary["requestsPerSec"].as_f64().unwrap_or(f64::NAN),
+        percentile("p50"),
+        percentile("p99"),
+        summary["successRate"].as_f64().unwrap_or(f64::NAN),
+        report["statusCodeDistribution"],
+    );
+    Ok(())
+}
+
+/// The webhook's latency histogram as (upper bound, cumulative count) pairs.
+async fn server_histogram(cluster: &Cluster) -> anyhow::Result<Vec<(String, f64)>> {
+    let metrics = cluster
+        .http()?
+        .get(format!("{}/metrics", cluster.webhook_admin))
+        .send()
+        .await?
+        .text()
+        .await?;
+    Ok(metrics
+        .lines()
+        .filter_map(|l| l.strip_prefix("irsa_webhook_admission_duration_seconds_bucket{le=\""))
+        .filter_map(|l| {
+            let (le, rest) = l.split_once("\"}")?;
+            Some((le.to_string(), rest.trim().parse().ok()?))
+        })
+        .collect())
+}
+
+/// The smallest bucket bound below which `q` of the requests between two snapshots fall.
+fn bucket_quantile(before: &[(String, f64)], after: &[(String, f64)], q: f64) -> String {
+    let counts: Vec<(String, f64)> = after
+        .iter()
+        .zip(before)
+        .map(|((le, a), (_, b))| (le.clone(), a - b))
+        .collect();
+    let total = counts.last().map_or(0.0, |(_, c)| *c);
+    counts.iter().find(|(_, c)| *c >= q * total).map_or_else(
+        || "n/a".into(),
+        |(le, _)| format!("{:.3} ms", le.parse::<f64>().unwrap_or(f64::NAN) * 1e3),
+    )
 }
 
 fn rss_kib(pid: u32) -> anyhow::Result<(u64, u64)> {
