@@ -259,6 +259,14 @@ impl Cluster {
         Ok(())
     }
 
+    /// Stops the peer `name` ahead of the rest (a benchmark that needs neither MinIO nor moto, say).
+    pub fn stop_peer(&self, name: &str) {
+        let mut processes = self.processes.lock().unwrap();
+        if let Some(at) = processes.iter().position(|p| p.name() == name) {
+            processes.remove(at).stop();
+        }
+    }
+
     /// The PID of the running peer `name` (`webhook`, `issuer`, `kube-apiserver`, ...).
     pub fn pid_of(&self, name: &str) -> Option<u32> {
         let processes = self.processes.lock().unwrap();
@@ -428,16 +436,10 @@ impl Cluster {
     }
 
     fn make_bucket(&self) -> anyhow::Result<()> {
-        let output = std::process::Command::new(self.peers.venv_bin("aws"))
-            .args(["s3api", "create-bucket", "--bucket", BUCKET])
-            .env_clear()
-            .env("PATH", std::env::var("PATH").unwrap_or_default())
-            .env("HOME", &self.dir)
-            .env("AWS_ACCESS_KEY_ID", MINIO_USER)
-            .env("AWS_SECRET_ACCESS_KEY", MINIO_PASSWORD)
-            .env("AWS_REGION", REGION)
-            .env("AWS_ENDPOINT_URL", &self.minio_url)
-            .output()?;
+        let output = self.as_minio_root(
+            &self.peers.venv_bin("aws"),
+            &["s3api", "create-bucket", "--bucket", BUCKET],
+        )?;
         if !output.status.success() {
             bail!(
                 "creating bucket {BUCKET} in MinIO failed: {}",
@@ -445,6 +447,26 @@ impl Cluster {
             );
         }
         Ok(())
+    }
+
+    /// Runs `program` with MinIO's root credentials and endpoint as its only AWS configuration.
+    pub fn as_minio_root(
+        &self,
+        program: &Path,
+        args: &[&str],
+    ) -> anyhow::Result<std::process::Output> {
+        std::process::Command::new(program)
+            .args(args)
+            .env_clear()
+            .env("PATH", std::env::var("PATH").unwrap_or_default())
+            .env("HOME", &self.dir)
+            .env("AWS_ACCESS_KEY_ID", MINIO_USER)
+            .env("AWS_SECRET_ACCESS_KEY", MINIO_PASSWORD)
+            .env("AWS_REGION", REGION)
+            .env("AWS_DEFAULT_REGION", REGION)
+            .env("AWS_ENDPOINT_URL", &self.minio_url)
+            .output()
+            .with_context(|| format!("running {}", program.display()))
     }
 
     /// Runs kubectl against the cluster; returns stdout, or an error with stderr.

@@ -42,6 +42,7 @@ fn main() -> ExitCode {
         boto3_gets_credentials_from_the_injected_env_alone,
         token_with_a_wrong_audience_is_refused,
         issuer_kids_equal_the_apiservers,
+        issuer_publish_to_s3_matches_the_live_issuer,
         namespace_restriction_stops_a_forbidden_role,
         associate_oidc_provider_and_create_role_against_moto,
         manifests_render_and_apply_with_server_dry_run,
@@ -390,6 +391,91 @@ async fn issuer_kids_equal_the_apiservers(cluster: Arc<Cluster>) -> anyhow::Resu
         discovery["issuer"] == cluster.issuer_url.as_str(),
         "discovery issuer: {discovery}"
     );
+    Ok(())
+}
+
+async fn issuer_publish_to_s3_matches_the_live_issuer(cluster: Arc<Cluster>) -> anyhow::Result<()> {
+    let keys = cluster.issuer_keys.display().to_string();
+    let publish = cluster.as_minio_root(
+        &cluster.peers.irsa,
+        &[
+            "issuer",
+            "publish",
+            "--issuer-url",
+            &cluster.issuer_url,
+            "--public-key-file",
+            &keys,
+            "--s3-uri",
+            &format!("s3://{BUCKET}/oidc"),
+        ],
+    )?;
+    ensure!(
+        publish.status.success(),
+        "publish failed: {}",
+        String::from_utf8_lossy(&publish.stderr)
+    );
+    let aws = cluster.peers.venv_bin("aws");
+    let http = cluster.http()?;
+    for (key, content_type, live) in [
+        (
+            "oidc/.well-known/openid-configuration",
+            "application/json",
+            "/.well-known/openid-configuration",
+        ),
+        (
+            "oidc/openid/v1/jwks",
+            "application/jwk-set+json",
+            "/openid/v1/jwks",
+        ),
+    ] {
+        let head = cluster.as_minio_root(
+            &aws,
+            &["s3api", "head-object", "--bucket", BUCKET, "--key", key],
+        )?;
+        let head: Value = serde_json::from_slice(&head.stdout).with_context(|| {
+            format!(
+                "head-object {key}: {}",
+                String::from_utf8_lossy(&head.stderr)
+            )
+        })?;
+        ensure!(head["ContentType"] == content_type, "{key}: {head}");
+        ensure!(
+            head["CacheControl"]
+                .as_str()
+                .is_some_and(|c| c.contains("max-age")),
+            "{key}: {head}"
+        );
+        let file = cluster.dir.join("published.json");
+        let file_arg = file.display().to_string();
+        let get = cluster.as_minio_root(
+            &aws,
+            &[
+                "s3api",
+                "get-object",
+                "--bucket",
+                BUCKET,
+                "--key",
+                key,
+                &file_arg,
+            ],
+        )?;
+        ensure!(
+            get.status.success(),
+            "get-object {key}: {}",
+            String::from_utf8_lossy(&get.stderr)
+        );
+        let published: Value = serde_json::from_slice(&std::fs::read(&file)?)?;
+        let served: Value = http
+            .get(format!("{}{live}", cluster.issuer_url))
+            .send()
+            .await?
+            .json()
+            .await?;
+        ensure!(
+            published == served,
+            "{key} differs from the live issuer:\n{published}\n{served}"
+        );
+    }
     Ok(())
 }
 
