@@ -57,14 +57,16 @@ mkdir -p "$work/www/openid/v1"
 curl -sfk "https://127.0.0.1:$irsa_port/openid/v1/jwks" -o "$work/www/openid/v1/jwks"
 
 # nginx as one would deploy it for this: 2 workers (the machine's cores), TLS 1.3, keep-alive without a
-# request cap, no access log, open-file cache, the same headers.
+# request cap, no access log, open-file cache, the same headers. NGINX_ACCESS_LOG=on keeps the Debian package's
+# default of logging every request (to a file in the work dir), for the comparison as the package ships.
+if [[ ${NGINX_ACCESS_LOG:-off} == on ]]; then access_log="access_log $work/access.log;"; else access_log="access_log off;"; fi
 cat >"$work/nginx.conf" <<NGINX
 worker_processes 2;
 pid $work/nginx.pid;
 error_log $work/nginx-error.log warn;
 events { worker_connections 4096; }
 http {
-  access_log off;
+  $access_log
   sendfile on;
   keepalive_requests 10000000;
   keepalive_timeout 120s;
@@ -136,7 +138,7 @@ icpu=$(median "${irsa_cpu[@]}"); ncpu=$(median "${nginx_cpu[@]}")
 echo "--- wrk output (last round) ---"
 cat "$work/wrk-irsa$rounds.txt" "$work/wrk-nginx$rounds.txt"
 echo "--- summary: $(nproc) cores, load average before/after: $load_before / $(cut -d' ' -f1-3 /proc/loadavg) ---"
-echo "--- $rounds rounds x ${duration}s per server, $conns connections, wrk -t2, TLS 1.3 keep-alive, medians ---"
+echo "--- $rounds rounds x ${duration}s per server, $conns connections, wrk -t2, TLS 1.3 keep-alive, medians, nginx access log ${NGINX_ACCESS_LOG:-off} ---"
 printf 'jwks bytes: %s\n' "$(wc -c <"$work/www/openid/v1/jwks")"
 printf 'irsa  req/s: %.0f  (%s)  server CPU/request: %s us  (%s)\n' "$irsa" "${irsa_rps[*]}" "$icpu" "${irsa_cpu[*]}"
 printf 'nginx req/s: %.0f  (%s)  server CPU/request: %s us  (%s)\n' "$nginx" "${nginx_rps[*]}" "$ncpu" "${nginx_cpu[*]}"
