@@ -30,7 +30,11 @@ for w in "${what[@]}"; do
       need_oha
       log "webhook $w against the real topology (release build)"
       cargo build --release -p irsa -p irsa-e2e --bin irsa --bin bench-webhook
-      IRSA_E2E_WEBHOOK_LOG=info IRSA_BIN=$PWD/target/release/irsa target/release/bench-webhook "$w" ;;
+      IRSA_E2E_WEBHOOK_LOG=info IRSA_BIN=$PWD/target/release/irsa target/release/bench-webhook "$w"
+      if [[ $w == load ]]; then
+        log "webhook load again with --worker-threads 1 (IRSA_WORKER_THREADS=1)"
+        IRSA_WORKER_THREADS=1 IRSA_E2E_WEBHOOK_LOG=info IRSA_BIN=$PWD/target/release/irsa target/release/bench-webhook load
+      fi ;;
     issuer)
       if ! command -v nginx >/dev/null || ! command -v wrk >/dev/null; then
         log "installing nginx and wrk (Debian)"

@@ -129,6 +129,12 @@ fn oha_row(
 ) -> anyhow::Result<()> {
     let oha = std::env::var("OHA").unwrap_or_else(|_| "oha".into());
     let mut command = Command::new(&oha);
+    // At a fixed rate one client thread is plenty, and oha's own cross-thread wake-ups would otherwise be most of
+    // the tail it reports; at saturation it gets every core.
+    let single_threaded = extra.contains(&"-q");
+    if single_threaded {
+        command.env("TOKIO_WORKER_THREADS", "1");
+    }
     command
         .args([
             "--no-tui",
@@ -153,7 +159,12 @@ fn oha_row(
     let summary = &report["summary"];
     let percentile = |p: &str| report["latencyPercentiles"][p].as_f64().unwrap_or(f64::NAN) * 1e3;
     println!(
-        "| {what} | `oha -z {duration} {}{}` | {:.0} req/s, p50 {:.3} ms, p99 {:.3} ms, success {:.4}, statuses {} |",
+        "| {what} | `{}oha -z {duration} {}{}` | {:.0} req/s, p50 {:.3} ms, p99 {:.3} ms, success {:.4}, statuses {} |",
+        if single_threaded {
+            "TOKIO_WORKER_THREADS=1 "
+        } else {
+            ""
+        },
         extra.join(" "),
         if body.is_some() {
             " -m POST -D review-6kb.json"
