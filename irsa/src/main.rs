@@ -97,27 +97,20 @@ async fn start(cli: Cli) -> std::process::ExitCode {
 }
 
 async fn run(command: Command) -> anyhow::Result<()> {
-    let mut stdout = std::io::stdout().lock();
+    let mut out = std::io::stdout();
     match command {
         Command::Webhook(WebhookCommand::Serve(args)) => irsa_webhook::serve::serve(*args).await,
         Command::Webhook(WebhookCommand::Mutate(args)) => {
-            irsa_webhook::offline::run_mutate(*args, std::io::stdin().lock(), &mut stdout)
+            irsa_webhook::offline::run_mutate(*args, std::io::stdin().lock(), &mut out)
         }
         Command::Issuer(IssuerCommand::Serve(args)) => irsa_issuer::cli::serve(*args).await,
         Command::Issuer(IssuerCommand::Publish(args)) => {
-            let mut out = std::io::stdout();
             irsa_issuer::cli::publish(*args, &mut out).await
         }
-        Command::Issuer(IssuerCommand::Jwks(args)) => irsa_issuer::cli::jwks(args, &mut stdout),
-        Command::AssociateOidcProvider(args) => {
-            let mut out = std::io::stdout();
-            irsa_iam::cli::associate(args, &mut out).await
-        }
-        Command::CreateRole(args) => {
-            let mut out = std::io::stdout();
-            irsa_iam::cli::create_role(args, &mut out).await
-        }
+        Command::Issuer(IssuerCommand::Jwks(args)) => irsa_issuer::cli::jwks(args, &mut out),
+        Command::AssociateOidcProvider(args) => irsa_iam::cli::associate(args, &mut out).await,
+        Command::CreateRole(args) => irsa_iam::cli::create_role(args, &mut out).await,
     }?;
-    stdout.flush()?;
+    out.flush()?;
     Ok(())
 }
