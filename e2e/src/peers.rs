@@ -51,8 +51,10 @@ impl Peers {
                 .find_map(|line| line.strip_prefix(key)?.strip_prefix('=').map(PathBuf::from))
                 .with_context(|| format!("{} did not print {key}", script.display()))
         };
-        let irsa = std::env::var_os("IRSA_BIN")
-            .map_or_else(|| root.join("target/debug/irsa"), PathBuf::from);
+        let target =
+            std::env::var_os("CARGO_TARGET_DIR").map_or_else(|| root.join("target"), PathBuf::from);
+        let irsa =
+            std::env::var_os("IRSA_BIN").map_or_else(|| target.join("debug/irsa"), PathBuf::from);
         let peers = Self {
             etcd: path("IRSA_ETCD")?,
             kube_apiserver: path("IRSA_KUBE_APISERVER")?,
