@@ -7,6 +7,7 @@
 
 use std::collections::BTreeSet;
 use std::future::Future;
+use std::path::Path;
 use std::process::ExitCode;
 use std::sync::Arc;
 
@@ -887,6 +888,27 @@ async fn self_signed_mode_patches_its_ca_bundle_and_is_called(
     ensure!(
         called,
         "the self-signed webhook counted no admission:\n{metrics}"
+    );
+
+    // SIGTERM drains and exits on its own, well within the drain timeout.
+    let pid = cluster
+        .pid_of("webhook-self-signed")
+        .context("the self-signed webhook's PID")?;
+    std::process::Command::new("kill")
+        .args(["-TERM", &pid.to_string()])
+        .status()?;
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while Path::new(&format!("/proc/{pid}")).exists() {
+        ensure!(
+            std::time::Instant::now() < deadline,
+            "the webhook did not exit within 10 s of SIGTERM"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    let log = std::fs::read_to_string(cluster.dir.join("logs/webhook-self-signed.log"))?;
+    ensure!(
+        log.contains("drained; exiting"),
+        "no graceful drain in the log:\n{log}"
     );
     Ok(())
 }
