@@ -36,6 +36,22 @@ pub async fn namespace(
     Ok(name)
 }
 
+/// Creates a ServiceAccount annotated with `eks.amazonaws.com/role-arn: role_arn`.
+pub async fn service_account_with_role(
+    cluster: &Cluster,
+    ns: &str,
+    name: &str,
+    role_arn: &str,
+) -> anyhow::Result<()> {
+    service_account(
+        cluster,
+        ns,
+        name,
+        json!({ "eks.amazonaws.com/role-arn": role_arn }),
+    )
+    .await
+}
+
 /// Creates a ServiceAccount with `annotations`.
 pub async fn service_account(
     cluster: &Cluster,
@@ -112,13 +128,7 @@ pub struct PodWithToken {
 /// where `AWS_WEB_IDENTITY_TOKEN_FILE` points under a temp root.
 pub async fn pod_with_token(cluster: &Cluster, prefix: &str) -> anyhow::Result<PodWithToken> {
     let ns = namespace(cluster, prefix, json!({})).await?;
-    service_account(
-        cluster,
-        &ns,
-        "s3-reader",
-        json!({"eks.amazonaws.com/role-arn": cluster.minio_role_arn}),
-    )
-    .await?;
+    service_account_with_role(cluster, &ns, "s3-reader", &cluster.minio_role_arn).await?;
     let pod = create_pod(cluster, &ns, simple_pod("reader", "s3-reader")).await?;
     let app = container(&pod, "containers", "app")?;
     let env: Vec<(String, String)> = app["env"]

@@ -205,13 +205,7 @@ async fn unannotated_pod_is_untouched(cluster: Arc<Cluster>) -> anyhow::Result<(
 
 async fn skip_label_leaves_the_pod_alone(cluster: Arc<Cluster>) -> anyhow::Result<()> {
     let ns = namespace(&cluster, "skip", json!({})).await?;
-    service_account(
-        &cluster,
-        &ns,
-        "app",
-        json!({"eks.amazonaws.com/role-arn": ROLE}),
-    )
-    .await?;
+    service_account_with_role(&cluster, &ns, "app", ROLE).await?;
     let mut pod = simple_pod("skipped", "app");
     pod["metadata"]["labels"] = json!({"eks.amazonaws.com/skip-pod-identity-webhook": "true"});
     let pod = create_pod(&cluster, &ns, pod).await?;
@@ -221,13 +215,7 @@ async fn skip_label_leaves_the_pod_alone(cluster: Arc<Cluster>) -> anyhow::Resul
 
 async fn already_injected_pod_gets_nothing_more(cluster: Arc<Cluster>) -> anyhow::Result<()> {
     let ns = namespace(&cluster, "again", json!({})).await?;
-    service_account(
-        &cluster,
-        &ns,
-        "app",
-        json!({"eks.amazonaws.com/role-arn": ROLE}),
-    )
-    .await?;
+    service_account_with_role(&cluster, &ns, "app", ROLE).await?;
     // What a first pass produced: a second invocation (reinvocationPolicy IfNeeded) must add nothing.
     let first = create_pod(&cluster, &ns, simple_pod("first", "app")).await?;
     let mut again = simple_pod("again", "app");
@@ -263,13 +251,7 @@ async fn service_account_annotated_then_pod_created_at_once_is_mutated(
     // No sleep between the two: the watch is usually behind, and the miss path must answer.
     for i in 0..5 {
         let account = format!("fresh-{i}");
-        service_account(
-            &cluster,
-            &ns,
-            &account,
-            json!({"eks.amazonaws.com/role-arn": ROLE}),
-        )
-        .await?;
+        service_account_with_role(&cluster, &ns, &account, ROLE).await?;
         let pod = create_pod(&cluster, &ns, simple_pod(&format!("fresh-{i}"), &account)).await?;
         let app = container(&pod, "containers", "app")?;
         ensure!(
@@ -313,13 +295,7 @@ async fn boto3_gets_credentials_from_the_injected_env_alone(
 
 async fn token_with_a_wrong_audience_is_refused(cluster: Arc<Cluster>) -> anyhow::Result<()> {
     let ns = namespace(&cluster, "audience", json!({})).await?;
-    service_account(
-        &cluster,
-        &ns,
-        "app",
-        json!({"eks.amazonaws.com/role-arn": cluster.minio_role_arn}),
-    )
-    .await?;
+    service_account_with_role(&cluster, &ns, "app", &cluster.minio_role_arn).await?;
     create_pod(&cluster, &ns, simple_pod("app", "app")).await?;
     let right = assume_role_at_minio(
         &cluster,
@@ -487,18 +463,18 @@ async fn namespace_restriction_stops_a_forbidden_role(cluster: Arc<Cluster>) -> 
         json!({"iam.amazonaws.com/permitted": "arn:aws:iam::111122223333:role/team-a-.*"}),
     )
     .await?;
-    service_account(
+    service_account_with_role(
         &cluster,
         &ns,
         "allowed",
-        json!({"eks.amazonaws.com/role-arn": "arn:aws:iam::111122223333:role/team-a-app"}),
+        "arn:aws:iam::111122223333:role/team-a-app",
     )
     .await?;
-    service_account(
+    service_account_with_role(
         &cluster,
         &ns,
         "forbidden",
-        json!({"eks.amazonaws.com/role-arn": "arn:aws:iam::111122223333:role/admin"}),
+        "arn:aws:iam::111122223333:role/admin",
     )
     .await?;
     let allowed = create_pod(&cluster, &ns, simple_pod("allowed", "allowed")).await?;
@@ -517,13 +493,7 @@ async fn namespace_restriction_stops_a_forbidden_role(cluster: Arc<Cluster>) -> 
 
 async fn zz_rotation_keeps_old_and_new_tokens_valid(cluster: Arc<Cluster>) -> anyhow::Result<()> {
     let ns = namespace(&cluster, "rotate", json!({})).await?;
-    service_account(
-        &cluster,
-        &ns,
-        "app",
-        json!({"eks.amazonaws.com/role-arn": cluster.minio_role_arn}),
-    )
-    .await?;
+    service_account_with_role(&cluster, &ns, "app", &cluster.minio_role_arn).await?;
     create_pod(&cluster, &ns, simple_pod("app", "app")).await?;
     let old_token = cluster.mint_token(&ns, "app", "app", AUDIENCE, 3600)?;
     cluster.rotate_signing_key().await?;
@@ -863,13 +833,7 @@ async fn self_signed_mode_patches_its_ca_bundle_and_is_called(
         .context("no caBundle")?;
     ensure!(bundle.0 == ca, "the caBundle is not the Secret's CA");
 
-    service_account(
-        &cluster,
-        &ns,
-        "app",
-        json!({"eks.amazonaws.com/role-arn": ROLE}),
-    )
-    .await?;
+    service_account_with_role(&cluster, &ns, "app", ROLE).await?;
     let pod = create_pod(&cluster, &ns, simple_pod("app", "app")).await?;
     ensure!(token_volume(&pod).is_some(), "pod not mutated: {pod}");
     // failurePolicy Fail: the pod exists only because the apiserver reached the webhook with that caBundle.

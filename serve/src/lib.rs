@@ -16,5 +16,5 @@ pub mod shutdown;
 pub mod tls;
 
 pub use readiness::Readiness;
-pub use server::{ServeError, serve};
+pub use server::{ServeError, serve, serve_with};
 pub use shutdown::Shutdown;

@@ -34,7 +34,20 @@ pub async fn serve(
     tls: Option<TlsFiles>,
     shutdown: Shutdown,
 ) -> Result<(), ServeError> {
-    let tls = tls.map(ReloadingConfig::new).transpose()?.map(Arc::new);
+    let tls = tls.map(ReloadingConfig::new).transpose()?;
+    serve_with(listener, router, tls, shutdown).await;
+    Ok(())
+}
+
+/// [`serve`] with the TLS configuration already loaded, for a caller that must know the certificate is usable
+/// before it starts anything else (and should not read it twice).
+pub async fn serve_with(
+    listener: TcpListener,
+    router: Router,
+    tls: Option<ReloadingConfig>,
+    shutdown: Shutdown,
+) {
+    let tls = tls.map(Arc::new);
     let connections = TaskTracker::new();
     let builder = Arc::new(auto::Builder::new(TokioExecutor::new()));
     loop {
@@ -84,7 +97,6 @@ pub async fn serve(
             "drain timeout passed with connections still open"
         );
     }
-    Ok(())
 }
 
 async fn serve_connection<I>(

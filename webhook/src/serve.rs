@@ -99,8 +99,9 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
             "--tls-cert-file and --tls-key-file are required unless --self-signed is set"
         ),
     };
-    // Fail before listening when the certificate is unusable: a crash-looping pod says more than a TLS error.
-    irsa_serve::tls::load(&tls)?;
+    // Load (and so check) the certificate before starting the watches: a crash-looping pod says more than a
+    // TLS error. The server is handed this loaded configuration rather than reading the files again.
+    let tls = irsa_serve::tls::ReloadingConfig::new(tls)?;
 
     let mut registry = Registry::default();
     let metrics = Metrics::register(&mut registry);
@@ -162,14 +163,13 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         None,
         shutdown.clone(),
     );
-    let webhook = irsa_serve::serve(
+    let webhook = irsa_serve::serve_with(
         listener,
         router(state, args.max_body_bytes),
         Some(tls),
         shutdown,
     );
-    let (webhook, admin) = tokio::join!(webhook, admin);
-    webhook?;
+    let ((), admin) = tokio::join!(webhook, admin);
     admin?;
     tracing::info!("drained; exiting");
     Ok(())

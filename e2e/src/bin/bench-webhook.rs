@@ -245,46 +245,55 @@ async fn cached_accounts(cluster: &Cluster) -> anyhow::Result<u64> {
         .unwrap_or(0))
 }
 
+/// Creates `count` objects in the apiserver, `concurrency` at a time; `object(i)` names where and what.
+async fn create_many<K>(
+    count: usize,
+    concurrency: usize,
+    object: impl Fn(usize) -> (Api<K>, Value),
+) -> anyhow::Result<()>
+where
+    K: kube::Resource + Clone + serde::de::DeserializeOwned + serde::Serialize + std::fmt::Debug,
+{
+    use futures::TryStreamExt as _;
+    futures::stream::iter(0..count)
+        .map(|i| {
+            let (api, manifest) = object(i);
+            async move {
+                let object: K = serde_json::from_value(manifest)?;
+                api.create(&PostParams::default(), &object).await?;
+                anyhow::Ok(())
+            }
+        })
+        .buffer_unordered(concurrency)
+        .try_collect::<()>()
+        .await
+}
+
 async fn bench_memory(cluster: &Cluster, accounts: usize) -> anyhow::Result<()> {
     let pid = cluster.pid_of("webhook").context("the webhook's PID")?;
     let (idle, _) = rss_kib(pid)?;
     let client = cluster.client().await?;
     let namespaces = 1_000.min(accounts.max(1));
     let started = Instant::now();
-    futures::stream::iter(0..namespaces)
-        .map(|n| {
-            let api = Api::<Namespace>::all(client.clone());
-            async move {
-                let ns = serde_json::from_value(json!({"metadata": {"name": format!("mem-{n}")}}))?;
-                api.create(&PostParams::default(), &ns).await?;
-                anyhow::Ok(())
-            }
-        })
-        .buffer_unordered(32)
-        .collect::<Vec<_>>()
-        .await
-        .into_iter()
-        .collect::<anyhow::Result<Vec<_>>>()?;
-    futures::stream::iter(0..accounts)
-        .map(|i| {
-            let api = Api::<ServiceAccount>::namespaced(client.clone(), &format!("mem-{}", i % namespaces));
-            async move {
-                let name = format!("workload-{i:06}-service-account");
-                let annotations = if i % 3 == 0 {
-                    json!({"eks.amazonaws.com/role-arn": format!("arn:aws:iam::111122223333:role/workload-{i:06}")})
-                } else {
-                    json!({})
-                };
-                let sa = serde_json::from_value(json!({"metadata": {"name": name, "annotations": annotations}}))?;
-                api.create(&PostParams::default(), &sa).await?;
-                anyhow::Ok(())
-            }
-        })
-        .buffer_unordered(48)
-        .collect::<Vec<_>>()
-        .await
-        .into_iter()
-        .collect::<anyhow::Result<Vec<_>>>()?;
+    create_many(namespaces, 32, |n| {
+        (
+            Api::<Namespace>::all(client.clone()),
+            json!({"metadata": {"name": format!("mem-{n}")}}),
+        )
+    })
+    .await?;
+    create_many(accounts, 48, |i| {
+        let annotations = if i % 3 == 0 {
+            json!({"eks.amazonaws.com/role-arn": format!("arn:aws:iam::111122223333:role/workload-{i:06}")})
+        } else {
+            json!({})
+        };
+        (
+            Api::<ServiceAccount>::namespaced(client.clone(), &format!("mem-{}", i % namespaces)),
+            json!({"metadata": {"name": format!("workload-{i:06}-service-account"), "annotations": annotations}}),
+        )
+    })
+    .await?;
     let created = started.elapsed();
     let deadline = Instant::now() + Duration::from_secs(300);
     while cached_accounts(cluster).await? < accounts as u64 {
