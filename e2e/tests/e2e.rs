@@ -804,6 +804,8 @@ async fn self_signed_mode_patches_its_ca_bundle_and_is_called(
             format!("--webhook-configuration={configuration_name}"),
             s("--self-signed-extra-san=127.0.0.1"),
             format!("--self-signed-dir={}", tls_dir.display()),
+            // Re-checked every second here (1 h by default), so the renewal below is seen within the test.
+            s("--self-signed-check-interval=1s"),
             format!("--listen=127.0.0.1:{port}"),
             format!("--admin-listen=127.0.0.1:{admin_port}"),
         ],
@@ -854,6 +856,8 @@ async fn self_signed_mode_patches_its_ca_bundle_and_is_called(
         "the self-signed webhook counted no admission:\n{metrics}"
     );
 
+    renews_while_running(&cluster, &ns, port).await?;
+
     // SIGTERM drains and exits on its own, well within the drain timeout.
     let pid = cluster
         .pid_of("webhook-self-signed")
@@ -875,4 +879,94 @@ async fn self_signed_mode_patches_its_ca_bundle_and_is_called(
         "no graceful drain in the log:\n{log}"
     );
     Ok(())
+}
+
+/// The self-signed webhook (serving on `port`, Secret `irsa-webhook-tls` in `ns`) renews its certificate while
+/// running: its leaf is replaced by one in its last 30 days, signed by the same CA, as if eleven months had
+/// passed; within a few check intervals the webhook has renewed the Secret, serves the new leaf without a
+/// restart, and the apiserver (same CA, same caBundle) still calls it.
+async fn renews_while_running(cluster: &Cluster, ns: &str, port: u16) -> anyhow::Result<()> {
+    use irsa_webhook::self_signed::{Material, renew_leaf, san_list};
+    use k8s_openapi::ByteString;
+    use k8s_openapi::api::core::v1::Secret;
+    use std::time::{Duration, Instant, SystemTime};
+
+    let secrets = kube::Api::<Secret>::namespaced(cluster.client().await?, ns);
+    let mut secret = secrets.get("irsa-webhook-tls").await?;
+    let first = Material::from_secret(&secret);
+    ensure!(
+        served_leaf(port)? == first_pem(&first.tls_crt),
+        "the webhook does not serve the Secret's certificate"
+    );
+    let sans = san_list("irsa-webhook", ns, &["127.0.0.1".to_string()])?;
+    let eleven_months_ago = SystemTime::now() - Duration::from_secs(340 * 24 * 3600);
+    let aged = renew_leaf(
+        first.ca_crt.clone(),
+        first.ca_key.clone(),
+        &sans,
+        eleven_months_ago,
+    )?;
+    let data = secret.data.get_or_insert_default();
+    data.insert(
+        "tls.crt".into(),
+        ByteString(aged.tls_crt.clone().into_bytes()),
+    );
+    data.insert(
+        "tls.key".into(),
+        ByteString(aged.tls_key.clone().into_bytes()),
+    );
+    secrets
+        .replace("irsa-webhook-tls", &PostParams::default(), &secret)
+        .await?;
+
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let renewed = loop {
+        let now = Material::from_secret(&secrets.get("irsa-webhook-tls").await?);
+        let renewed = now.tls_crt != aged.tls_crt && now.tls_crt != first.tls_crt;
+        if renewed && served_leaf(port)? == first_pem(&now.tls_crt) {
+            break now;
+        }
+        ensure!(
+            Instant::now() < deadline,
+            "within 30 s the webhook neither renewed the aged certificate in the Secret nor served the renewal \
+             (Secret renewed: {renewed})"
+        );
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    };
+    ensure!(
+        renewed.ca_crt == first.ca_crt,
+        "the renewal replaced the CA"
+    );
+
+    let pod = create_pod(cluster, ns, simple_pod("after-renewal", "app")).await?;
+    ensure!(
+        token_volume(&pod).is_some(),
+        "pod created after the renewal not mutated: {pod}"
+    );
+    Ok(())
+}
+
+/// The first PEM block of a chain, without surrounding whitespace.
+fn first_pem(chain: &str) -> String {
+    const END: &str = "-----END CERTIFICATE-----";
+    chain
+        .find(END)
+        .map(|end| chain[..end + END.len()].trim().to_string())
+        .unwrap_or_default()
+}
+
+/// The leaf certificate the server on 127.0.0.1:`port` presents, as PEM (read by `openssl s_client` on a fresh
+/// connection: the server re-reads its files per connection).
+fn served_leaf(port: u16) -> anyhow::Result<String> {
+    let output = std::process::Command::new("openssl")
+        .args(["s_client", "-connect", &format!("127.0.0.1:{port}")])
+        .stdin(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .output()
+        .context("running openssl s_client")?;
+    let text = String::from_utf8_lossy(&output.stdout);
+    let start = text
+        .find("-----BEGIN CERTIFICATE-----")
+        .context("openssl s_client printed no certificate")?;
+    Ok(first_pem(&text[start..]))
 }

@@ -11,8 +11,8 @@ use aws_credential_types::provider::error::CredentialsError;
 use aws_sdk_iam::config::{ProvideCredentials, SharedCredentialsProvider};
 use aws_sdk_iam::error::{ProvideErrorMetadata, SdkError};
 
-use crate::error_chain;
 use crate::provider_url::{Partition, UnknownPartition};
+use irsa_serve::logging::error_chain;
 
 /// IAM is global; a region is still needed to sign, and this one serves the `aws` partition.
 const FALLBACK_REGION: &str = "us-east-1";

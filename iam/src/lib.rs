@@ -16,17 +16,3 @@ pub mod provider_url;
 pub mod thumbprint;
 pub mod trust;
 pub mod trust_policy;
-
-/// An error and its causes on one line, each cause once.
-pub(crate) fn error_chain(e: &(dyn std::error::Error + 'static)) -> String {
-    let mut parts: Vec<String> = vec![e.to_string()];
-    let mut source = e.source();
-    while let Some(s) = source {
-        let text = s.to_string();
-        if !parts.iter().any(|p| p.contains(&text)) {
-            parts.push(text);
-        }
-        source = s.source();
-    }
-    parts.join(": ")
-}

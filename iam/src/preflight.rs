@@ -13,9 +13,9 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use serde::Serialize;
 use serde_json::{Map, Value};
 
-use crate::error_chain;
 use crate::provider_url::ProviderUrl;
 use crate::trust::{Trust, TrustError};
+use irsa_serve::logging::error_chain;
 
 /// How long STS waits for each document, about.
 pub const STS_TIMEOUT: Duration = Duration::from_secs(5);

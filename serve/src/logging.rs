@@ -40,3 +40,38 @@ impl LogArgs {
         Ok(())
     }
 }
+
+/// An error and its causes on one line, `: `-separated, each cause once (many errors repeat their source in
+/// their own message), for a log field or a message.
+pub fn error_chain(err: &(dyn std::error::Error + 'static)) -> String {
+    let mut parts: Vec<String> = vec![err.to_string()];
+    let mut source = err.source();
+    while let Some(cause) = source {
+        let text = cause.to_string();
+        if !parts.iter().any(|part| part.contains(&text)) {
+            parts.push(text);
+        }
+        source = cause.source();
+    }
+    parts.join(": ")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::error_chain;
+
+    #[derive(Debug, thiserror::Error)]
+    #[error("outer")]
+    struct Outer(#[source] Middle);
+
+    #[derive(Debug, thiserror::Error)]
+    #[error("middle: inner")]
+    struct Middle(#[source] std::io::Error);
+
+    #[test]
+    fn every_cause_once_in_order() {
+        let err = Outer(Middle(std::io::Error::other("inner")));
+        // "inner" is already part of the middle error's message: not repeated.
+        assert_eq!(error_chain(&err), "outer: middle: inner");
+    }
+}

@@ -89,6 +89,17 @@ pub struct SelfSignedArgs {
         value_name = "DIR"
     )]
     pub dir: PathBuf,
+
+    /// How often the running webhook re-checks the Secret: it renews the serving certificate in its last
+    /// 30 days (a pod may run for longer than the certificate's year), and adopts what another replica renewed.
+    #[arg(
+        long = "self-signed-check-interval",
+        env = "IRSA_SELF_SIGNED_CHECK_INTERVAL",
+        value_parser = irsa_serve::duration::parse,
+        default_value = "1h",
+        value_name = "DURATION"
+    )]
+    pub check_interval: Duration,
 }
 
 /// `$POD_NAMESPACE` (set from the downward API), else `irsa-system`.
@@ -185,6 +196,27 @@ pub async fn ensure(
     )
     .await?;
     Ok(files)
+}
+
+/// Calls [`ensure`] every `args.check_interval`, for as long as the webhook runs. The server re-reads the
+/// files on the next connection after they change; the CA stays the same across renewals, so the `caBundle`
+/// does too. A failed check is logged and retried at the next interval: the certificate in use has at least
+/// [`RENEW_BEFORE`] left when renewal becomes due, so there is time for RBAC or the apiserver to be fixed.
+pub async fn keep_renewed(client: kube::Client, args: SelfSignedArgs) {
+    let mut ticks = tokio::time::interval(args.check_interval);
+    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    ticks.tick().await; // the first tick is immediate, and `ensure` just ran at start
+    loop {
+        ticks.tick().await;
+        match ensure(client.clone(), &args).await {
+            Ok(_) => tracing::debug!("self-signed: certificate checked"),
+            Err(err) => tracing::warn!(
+                error = %irsa_serve::logging::error_chain(&err),
+                retry_in = ?args.check_interval,
+                "self-signed: cannot check or renew the serving certificate"
+            ),
+        }
+    }
 }
 
 /// The certificate's subject alternative names: the Service's four DNS forms, then the extra ones (trimmed,
@@ -559,6 +591,10 @@ fn write_atomically(path: &Path, contents: &str, mode: u32) -> Result<(), SelfSi
         path: path.to_path_buf(),
         source,
     };
+    // Unchanged (the periodic check, mostly): leave the file alone, so the server does not reload for nothing.
+    if std::fs::read(path).is_ok_and(|current| current == contents.as_bytes()) {
+        return Ok(());
+    }
     let file_name = path
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
@@ -1088,5 +1124,40 @@ mod tests {
             .await
             .unwrap();
         irsa_serve::tls::load(&files).unwrap();
+    }
+
+    #[cfg(unix)]
+    #[tokio::test]
+    async fn unchanged_files_are_left_alone_and_changed_ones_replaced() {
+        use std::os::unix::fs::MetadataExt as _;
+        let dir = tempfile::tempdir().unwrap();
+        let material = new_material(&sans(), now()).unwrap();
+        let files = write_files(dir.path(), &material).await.unwrap();
+        let inode = |path: &Path| std::fs::metadata(path).unwrap().ino();
+        let (cert, key) = (inode(&files.cert), inode(&files.key));
+
+        // The periodic check with nothing renewed: same files, so the server has nothing to reload.
+        write_files(dir.path(), &material).await.unwrap();
+        assert_eq!((inode(&files.cert), inode(&files.key)), (cert, key));
+
+        let renewed = renew_leaf(
+            material.ca_crt.clone(),
+            material.ca_key.clone(),
+            &sans(),
+            now(),
+        )
+        .unwrap();
+        write_files(dir.path(), &renewed).await.unwrap();
+        assert_ne!(inode(&files.cert), cert);
+        assert_ne!(inode(&files.key), key);
+        assert_eq!(
+            std::fs::read_to_string(&files.cert).unwrap(),
+            renewed.tls_crt
+        );
+        // The CA is the same after a leaf renewal: its file is not rewritten.
+        assert_eq!(
+            std::fs::read_to_string(dir.path().join(CA_CRT)).unwrap(),
+            material.ca_crt
+        );
     }
 }

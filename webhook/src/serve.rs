@@ -102,6 +102,13 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     // Load (and so check) the certificate before starting the watches: a crash-looping pod says more than a
     // TLS error. The server is handed this loaded configuration rather than reading the files again.
     let tls = irsa_serve::tls::ReloadingConfig::new(tls)?;
+    if args.self_signed.self_signed {
+        // Renewed while running, not only at start: a pod can outlive its one-year certificate.
+        tokio::spawn(crate::self_signed::keep_renewed(
+            client.clone(),
+            args.self_signed.clone(),
+        ));
+    }
 
     let mut registry = Registry::default();
     let metrics = Metrics::register(&mut registry);
