@@ -7,6 +7,12 @@ use std::io::Write;
 use clap::{Parser, Subcommand};
 use irsa_serve::logging::LogArgs;
 
+/// The static (musl) build, which the image ships, allocates with mimalloc: musl's own allocator made the
+/// webhook's admission path five times slower (criterion, 6.6 KB review: 197 µs against 38 µs with glibc).
+#[cfg(target_env = "musl")]
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 /// IAM roles for Kubernetes service accounts, for any cluster.
 ///
 /// Pods whose ServiceAccount carries `eks.amazonaws.com/role-arn` get AWS_ROLE_ARN, AWS_WEB_IDENTITY_TOKEN_FILE

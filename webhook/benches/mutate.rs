@@ -14,6 +14,11 @@ use irsa_webhook::{
 };
 use serde_json::json;
 
+/// As in the `irsa` binary: a musl build (the image's) allocates with mimalloc.
+#[cfg(target_env = "musl")]
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 const REVIEW_6KB: &str = include_str!("fixtures/review-6kb.json");
 
 fn small_review() -> Vec<u8> {
