@@ -392,6 +392,18 @@ impl Cluster {
             .build()?)
     }
 
+    /// The Prometheus text exposition of an admin port, e.g. `metrics(&cluster.webhook_admin)`.
+    pub async fn metrics(&self, admin_base: &str) -> anyhow::Result<String> {
+        Ok(self
+            .http()?
+            .get(format!("{admin_base}/metrics"))
+            .send()
+            .await?
+            .error_for_status()?
+            .text()
+            .await?)
+    }
+
     /// A kube client with the admin token.
     pub async fn client(&self) -> anyhow::Result<kube::Client> {
         let kubeconfig = kube::config::Kubeconfig::read_from(&self.kubeconfig)?;

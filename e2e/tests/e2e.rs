@@ -840,11 +840,7 @@ async fn self_signed_mode_patches_its_ca_bundle_and_is_called(
     ensure!(token_volume(&pod).is_some(), "pod not mutated: {pod}");
     // failurePolicy Fail: the pod exists only because the apiserver reached the webhook with that caBundle.
     let metrics = cluster
-        .http()?
-        .get(format!("http://127.0.0.1:{admin_port}/metrics"))
-        .send()
-        .await?
-        .text()
+        .metrics(&format!("http://127.0.0.1:{admin_port}"))
         .await?;
     let called = metrics.lines().any(|l| {
         l.starts_with("irsa_webhook_admissions_total{outcome=\"")
@@ -856,7 +852,7 @@ async fn self_signed_mode_patches_its_ca_bundle_and_is_called(
         "the self-signed webhook counted no admission:\n{metrics}"
     );
 
-    renews_while_running(&cluster, &ns, port).await?;
+    renews_while_running(&cluster, &ns, port, admin_port).await?;
 
     // SIGTERM drains and exits on its own, well within the drain timeout.
     let pid = cluster
@@ -884,8 +880,13 @@ async fn self_signed_mode_patches_its_ca_bundle_and_is_called(
 /// The self-signed webhook (serving on `port`, Secret `irsa-webhook-tls` in `ns`) renews its certificate while
 /// running: its leaf is replaced by one in its last 30 days, signed by the same CA, as if eleven months had
 /// passed; within a few check intervals the webhook has renewed the Secret, serves the new leaf without a
-/// restart, and the apiserver (same CA, same caBundle) still calls it.
-async fn renews_while_running(cluster: &Cluster, ns: &str, port: u16) -> anyhow::Result<()> {
+/// restart, reports the new expiry in its metrics, and the apiserver (same CA, same caBundle) still calls it.
+async fn renews_while_running(
+    cluster: &Cluster,
+    ns: &str,
+    port: u16,
+    admin_port: u16,
+) -> anyhow::Result<()> {
     use irsa_webhook::self_signed::{Material, renew_leaf, san_list};
     use k8s_openapi::ByteString;
     use k8s_openapi::api::core::v1::Secret;
@@ -936,6 +937,23 @@ async fn renews_while_running(cluster: &Cluster, ns: &str, port: u16) -> anyhow:
     ensure!(
         renewed.ca_crt == first.ca_crt,
         "the renewal replaced the CA"
+    );
+    // The served leaf is a fresh one-year certificate, and the metric says so (the aged one had < 30 days).
+    let metrics = cluster
+        .metrics(&format!("http://127.0.0.1:{admin_port}"))
+        .await?;
+    let expiry: u64 = metrics
+        .lines()
+        .find_map(|l| l.strip_prefix("irsa_webhook_serving_certificate_expiry_timestamp_seconds "))
+        .context("no serving-certificate expiry metric")?
+        .parse()?;
+    let in_300_days = SystemTime::now() + Duration::from_secs(300 * 24 * 3600);
+    ensure!(
+        expiry
+            > in_300_days
+                .duration_since(SystemTime::UNIX_EPOCH)?
+                .as_secs(),
+        "the expiry metric ({expiry}) is not the renewed certificate's"
     );
 
     let pod = create_pod(cluster, ns, simple_pod("after-renewal", "app")).await?;

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use anyhow::{Context as _, bail};
 use clap::{ArgGroup, Args};
-use irsa_serve::tls::TlsFiles;
+use irsa_serve::tls::{ReloadingConfig, TlsFiles};
 use irsa_serve::{Readiness, Shutdown};
 use prometheus_client::registry::Registry;
 use tokio::net::TcpListener;
@@ -254,6 +254,14 @@ pub async fn run_server(
         ),
     };
     let mut registry = Registry::default();
+    // Loaded (and so checked) before anything starts, and read once.
+    let tls = tls
+        .map(|files| {
+            ReloadingConfig::new(files).map(|config| {
+                config.with_expiry_metric(registry.sub_registry_with_prefix("irsa_issuer"))
+            })
+        })
+        .transpose()?;
     let metrics = Metrics::register(&mut registry);
     let store = Arc::new(DocumentStore::new());
     let publisher = Publisher::new(routes.clone(), store.clone(), metrics.clone());
@@ -304,7 +312,7 @@ pub async fn run_server(
         None,
         shutdown.clone(),
     ));
-    irsa_serve::serve(listener, router, tls, shutdown).await?;
+    irsa_serve::serve_with(listener, router, tls, shutdown).await;
     admin.await.context("admin server task")??;
     Ok(())
 }

@@ -251,6 +251,11 @@ async fn serves_both_documents_with_caching_headers_under_a_path_prefix() {
         metrics.contains(r#"irsa_issuer_requests_total{route="other",status="404"} 6"#),
         "{metrics}"
     );
+    // The serving certificate's expiry (rcgen's default notAfter: 4096-01-01), for alerting.
+    assert!(
+        metrics.contains("irsa_issuer_serving_certificate_expiry_timestamp_seconds 67090118400"),
+        "{metrics}"
+    );
 
     s.stop().await;
 }

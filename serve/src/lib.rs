@@ -4,9 +4,11 @@
 //! update (a `..data` symlink swap) is served without a restart; [`serve`] runs an axum router over HTTPS or
 //! plain HTTP and drains it gracefully; [`admin`] is the separate admin port (`/livez`, `/readyz`,
 //! `/metrics`); [`shutdown`] turns SIGTERM into a drain and a second signal into an immediate exit;
-//! [`logging`] sets up `tracing` from `--log-format` / `--log-level`.
+//! [`logging`] sets up `tracing` from `--log-format` / `--log-level`; [`certificate`] reads a certificate's
+//! expiry.
 
 pub mod admin;
+pub mod certificate;
 pub mod duration;
 pub mod kube_client;
 pub mod logging;

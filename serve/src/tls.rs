@@ -10,6 +10,8 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::SystemTime;
 
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::registry::Registry;
 use rustls::ServerConfig;
 use rustls_pki_types::pem::PemObject;
 use rustls_pki_types::{CertificateDer, PrivateKeyDer};
@@ -79,23 +81,50 @@ impl FileStamp {
 struct Loaded {
     stamps: (Option<FileStamp>, Option<FileStamp>),
     config: Arc<ServerConfig>,
+    /// The leaf's `notAfter`, when it could be read.
+    not_after: Option<SystemTime>,
 }
 
 /// A [`ServerConfig`] that follows its files. Clone the `Arc` it returns per connection.
 pub struct ReloadingConfig {
     files: TlsFiles,
     loaded: Mutex<Loaded>,
+    expiry: Option<Gauge>,
 }
 
 impl ReloadingConfig {
     /// Loads the files once; fails when they are unusable, so a server never starts without a certificate.
     pub fn new(files: TlsFiles) -> Result<Self, TlsError> {
         let stamps = (FileStamp::of(&files.cert), FileStamp::of(&files.key));
-        let config = load(&files)?;
+        let (config, not_after) = read(&files)?;
         Ok(Self {
             files,
-            loaded: Mutex::new(Loaded { stamps, config }),
+            loaded: Mutex::new(Loaded {
+                stamps,
+                config,
+                not_after,
+            }),
+            expiry: None,
         })
+    }
+
+    /// Registers `serving_certificate_expiry_timestamp_seconds` in `registry` (under its prefix): the
+    /// `notAfter` of the leaf certificate being served, in Unix seconds, kept current across reloads. Alert
+    /// on it approaching: a certificate that nothing renews ends every connection at its expiry.
+    pub fn with_expiry_metric(mut self, registry: &mut Registry) -> Self {
+        let gauge = Gauge::default();
+        registry.register(
+            "serving_certificate_expiry_timestamp_seconds",
+            "notAfter of the serving certificate in use (Unix time)",
+            gauge.clone(),
+        );
+        let loaded = self
+            .loaded
+            .get_mut()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        set_expiry(&gauge, loaded.not_after, &self.files.cert);
+        self.expiry = Some(gauge);
+        self
     }
 
     /// The configuration for the next connection: re-read when either file changed. A change that does not
@@ -110,11 +139,15 @@ impl ReloadingConfig {
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner());
         if stamps != loaded.stamps {
-            match load(&self.files) {
-                Ok(config) => {
+            match read(&self.files) {
+                Ok((config, not_after)) => {
                     tracing::info!(cert = %self.files.cert.display(), "serving certificate reloaded");
                     loaded.config = config;
                     loaded.stamps = stamps;
+                    loaded.not_after = not_after;
+                    if let Some(gauge) = &self.expiry {
+                        set_expiry(gauge, not_after, &self.files.cert);
+                    }
                 }
                 Err(err) => {
                     // Keep the stamps old so the next connection retries; keep serving the last good pair.
@@ -126,8 +159,26 @@ impl ReloadingConfig {
     }
 }
 
+/// Sets `gauge` to `not_after` in Unix seconds; a certificate whose date could not be read leaves the previous
+/// value (rustls accepted it, so only the metric is missing) and says so.
+fn set_expiry(gauge: &Gauge, not_after: Option<SystemTime>, cert: &Path) {
+    match not_after.and_then(|at| at.duration_since(SystemTime::UNIX_EPOCH).ok()) {
+        Some(seconds) => {
+            gauge.set(i64::try_from(seconds.as_secs()).unwrap_or(i64::MAX));
+        }
+        None => {
+            tracing::warn!(cert = %cert.display(), "cannot read the serving certificate's notAfter")
+        }
+    }
+}
+
 /// Reads a certificate chain and key into a rustls server configuration offering h2 and HTTP/1.1.
 pub fn load(files: &TlsFiles) -> Result<Arc<ServerConfig>, TlsError> {
+    read(files).map(|(config, _)| config)
+}
+
+/// [`load`], and the leaf's `notAfter` when it can be read.
+fn read(files: &TlsFiles) -> Result<(Arc<ServerConfig>, Option<SystemTime>), TlsError> {
     let cert_pem = fs::read(&files.cert).map_err(|source| TlsError::Read {
         path: files.cert.clone(),
         source,
@@ -144,6 +195,7 @@ pub fn load(files: &TlsFiles) -> Result<Arc<ServerConfig>, TlsError> {
     }
     let key =
         PrivateKeyDer::from_pem_slice(&key_pem).map_err(|_| TlsError::NoKey(files.key.clone()))?;
+    let not_after = crate::certificate::fields(&chain[0]).map(|fields| fields.not_after);
     let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
     let mut config = ServerConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()
@@ -154,5 +206,5 @@ pub fn load(files: &TlsFiles) -> Result<Arc<ServerConfig>, TlsError> {
             source,
         })?;
     config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
-    Ok(Arc::new(config))
+    Ok((Arc::new(config), not_after))
 }

@@ -32,8 +32,20 @@ impl Ca {
 
     /// A leaf for 127.0.0.1, as (chain PEM, key PEM).
     fn leaf(&self) -> (String, String) {
-        let params =
-            CertificateParams::new(vec!["127.0.0.1".to_string(), "localhost".to_string()]).unwrap();
+        self.leaf_with(CertificateParams::new(vec!["127.0.0.1".to_string()]).unwrap())
+    }
+
+    /// A leaf for 127.0.0.1 valid until the end of that day (UTC).
+    fn leaf_until(&self, year: i32, month: u8, day: u8) -> (String, String) {
+        let mut params = CertificateParams::new(vec!["127.0.0.1".to_string()]).unwrap();
+        params.not_after = rcgen::date_time_ymd(year, month, day);
+        self.leaf_with(params)
+    }
+
+    fn leaf_with(&self, mut params: CertificateParams) -> (String, String) {
+        params
+            .subject_alt_names
+            .push(rcgen::SanType::DnsName("localhost".try_into().unwrap()));
         let key = KeyPair::generate().unwrap();
         let cert = params.signed_by(&key, &self.issuer).unwrap();
         (cert.pem(), key.serialize_pem())
@@ -130,6 +142,48 @@ async fn certificate_swapped_through_data_symlink_is_served_to_the_next_connecti
         client(&old_ca.pem()).get(&url).send().await.is_err(),
         "the old certificate must no longer be served"
     );
+}
+
+/// The `..._expiry_timestamp_seconds` sample of `registry`'s text exposition.
+fn expiry_sample(registry: &prometheus_client::registry::Registry) -> Option<i64> {
+    let mut text = String::new();
+    prometheus_client::encoding::text::encode(&mut text, registry).unwrap();
+    text.lines()
+        .find_map(|line| {
+            line.strip_prefix("irsa_test_serving_certificate_expiry_timestamp_seconds ")
+        })
+        .map(|value| value.parse().unwrap())
+}
+
+#[test]
+fn the_expiry_metric_follows_the_certificate_in_use() {
+    install_provider();
+    let dir = tempfile::tempdir().unwrap();
+    let ca = Ca::new("ca");
+    let (cert, key) = ca.leaf_until(2031, 5, 17);
+    write_secret_volume(dir.path(), 1, &cert, &key);
+    let files = TlsFiles {
+        cert: dir.path().join("tls.crt"),
+        key: dir.path().join("tls.key"),
+    };
+    let mut registry = prometheus_client::registry::Registry::default();
+    let config = irsa_serve::tls::ReloadingConfig::new(files)
+        .unwrap()
+        .with_expiry_metric(registry.sub_registry_with_prefix("irsa_test"));
+    let may_2031 = rcgen::date_time_ymd(2031, 5, 17).unix_timestamp();
+    assert_eq!(expiry_sample(&registry), Some(may_2031));
+
+    // Renewed: the metric moves when the server takes the new pair up (the next connection).
+    let (cert, key) = ca.leaf_until(2032, 1, 2);
+    write_secret_volume(dir.path(), 2, &cert, &key);
+    let _ = config.current();
+    let january_2032 = rcgen::date_time_ymd(2032, 1, 2).unix_timestamp();
+    assert_eq!(expiry_sample(&registry), Some(january_2032));
+
+    // A broken update is not served, so it does not move the metric either.
+    write_secret_volume(dir.path(), 3, "not a certificate", &key);
+    let _ = config.current();
+    assert_eq!(expiry_sample(&registry), Some(january_2032));
 }
 
 #[tokio::test]

@@ -330,7 +330,7 @@ pub fn assess(material: &Material, sans: &[String], now: SystemTime) -> Verdict 
     let Some(ca) = first_certificate(&material.ca_crt) else {
         return Verdict::NewCa(Reason::Unreadable);
     };
-    let Some(ca_fields) = cert_fields(&ca) else {
+    let Some(ca_fields) = irsa_serve::certificate::fields(&ca) else {
         return Verdict::NewCa(Reason::Unreadable);
     };
     let Ok(ca_key) = KeyPair::from_pem(&material.ca_key) else {
@@ -361,7 +361,7 @@ pub fn assess(material: &Material, sans: &[String], now: SystemTime) -> Verdict 
     let Some(leaf) = first_certificate(&material.tls_crt) else {
         return Verdict::RenewLeaf(Reason::Unreadable);
     };
-    let Some(leaf_fields) = cert_fields(&leaf) else {
+    let Some(leaf_fields) = irsa_serve::certificate::fields(&leaf) else {
         return Verdict::RenewLeaf(Reason::Unreadable);
     };
     let Ok(leaf_key) = KeyPair::from_pem(&material.tls_key) else {
@@ -417,7 +417,7 @@ pub fn renew_leaf(
     // A leaf must not outlive its CA.
     let ca_not_after = first_certificate(&ca_crt)
         .as_ref()
-        .and_then(|der| cert_fields(der))
+        .and_then(|der| irsa_serve::certificate::fields(der))
         .map(|fields| fields.not_after)
         .ok_or(rcgen::Error::CouldNotParseCertificate)?;
     let issuer = Issuer::new(ca_params(), signing_key);
@@ -717,114 +717,6 @@ fn first_certificate(pem: &str) -> Option<CertificateDer<'static>> {
     CertificateDer::pem_slice_iter(pem.as_bytes()).next()?.ok()
 }
 
-/// The two fields of a certificate that [`assess`] needs and webpki does not expose.
-struct CertFields {
-    not_after: SystemTime,
-    /// The whole SubjectPublicKeyInfo element, as rcgen's `subject_public_key_info()` encodes it.
-    spki: Vec<u8>,
-}
-
-/// Reads `validity.notAfter` and `subjectPublicKeyInfo` from a DER certificate (RFC 5280, 4.1). Only walks
-/// the outer elements; a certificate this cannot read is treated as unusable and replaced.
-fn cert_fields(der: &[u8]) -> Option<CertFields> {
-    let certificate = Der::read(der)?.expect(SEQUENCE)?;
-    let tbs = Der::read(certificate.contents)?.expect(SEQUENCE)?;
-    let mut rest = tbs.contents;
-    // [0] EXPLICIT version, absent for v1.
-    if let Some(version) = Der::read(rest).and_then(|e| e.expect(0xa0)) {
-        rest = version.rest;
-    }
-    for _ in ["serialNumber", "signature", "issuer"] {
-        rest = Der::read(rest)?.rest;
-    }
-    let validity = Der::read(rest)?.expect(SEQUENCE)?;
-    let not_before = Der::read(validity.contents)?;
-    let not_after = Der::read(not_before.rest)?;
-    let subject = Der::read(validity.rest)?;
-    let spki = Der::read(subject.rest)?.expect(SEQUENCE)?;
-    Some(CertFields {
-        not_after: der_time(not_after.tag, not_after.contents)?,
-        spki: spki.whole.to_vec(),
-    })
-}
-
-const SEQUENCE: u8 = 0x30;
-
-/// One DER element.
-struct Der<'a> {
-    tag: u8,
-    /// The element, header included.
-    whole: &'a [u8],
-    contents: &'a [u8],
-    /// What follows the element.
-    rest: &'a [u8],
-}
-
-impl<'a> Der<'a> {
-    /// The first element of `input` (single-octet tags, definite lengths: all that DER allows here).
-    fn read(input: &'a [u8]) -> Option<Self> {
-        let (&tag, rest) = input.split_first()?;
-        let (&first, rest) = rest.split_first()?;
-        let (length, rest) = if first < 0x80 {
-            (usize::from(first), rest)
-        } else {
-            let octets = usize::from(first & 0x7f);
-            if octets == 0 || octets > 4 || rest.len() < octets {
-                return None;
-            }
-            let length = rest[..octets]
-                .iter()
-                .fold(0usize, |length, &b| (length << 8) | usize::from(b));
-            (length, &rest[octets..])
-        };
-        if rest.len() < length {
-            return None;
-        }
-        let header = input.len() - rest.len();
-        Some(Self {
-            tag,
-            whole: &input[..header + length],
-            contents: &rest[..length],
-            rest: &rest[length..],
-        })
-    }
-
-    fn expect(self, tag: u8) -> Option<Self> {
-        (self.tag == tag).then_some(self)
-    }
-}
-
-/// UTCTime (`YYMMDDHHMMSSZ`) or GeneralizedTime (`YYYYMMDDHHMMSSZ`), as RFC 5280 restricts them.
-fn der_time(tag: u8, text: &[u8]) -> Option<SystemTime> {
-    let text = std::str::from_utf8(text).ok()?.strip_suffix('Z')?;
-    let (year, rest) = match (tag, text.len()) {
-        (0x17, 12) => {
-            let yy: i64 = text[..2].parse().ok()?;
-            (if yy >= 50 { 1900 + yy } else { 2000 + yy }, &text[2..])
-        }
-        (0x18, 14) => (text[..4].parse().ok()?, &text[4..]),
-        _ => return None,
-    };
-    if !rest.bytes().all(|b| b.is_ascii_digit()) {
-        return None;
-    }
-    let field = |at: usize| rest[at..at + 2].parse::<i64>().ok();
-    let (month, day) = (field(0)?, field(2)?);
-    let (hour, minute, second) = (field(4)?, field(6)?, field(8)?);
-    let seconds = days_from_civil(year, month, day) * 86_400 + hour * 3600 + minute * 60 + second;
-    Some(SystemTime::UNIX_EPOCH + Duration::from_secs(u64::try_from(seconds).ok()?))
-}
-
-/// Days since 1970-01-01 of a proleptic Gregorian date (H. Hinnant's algorithm).
-fn days_from_civil(year: i64, month: i64, day: i64) -> i64 {
-    let year = if month <= 2 { year - 1 } else { year };
-    let era = year.div_euclid(400);
-    let year_of_era = year - era * 400;
-    let day_of_year = (153 * (if month > 2 { month - 3 } else { month + 9 }) + 2) / 5 + day - 1;
-    let day_of_era = year_of_era * 365 + year_of_era / 4 - year_of_era / 100 + day_of_year;
-    era * 146_097 + day_of_era - 719_468
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -949,8 +841,8 @@ mod tests {
         let leaf = first_certificate(&renewed.tls_crt).unwrap();
         let ca = first_certificate(&renewed.ca_crt).unwrap();
         assert_eq!(
-            cert_fields(&leaf).unwrap().not_after,
-            cert_fields(&ca).unwrap().not_after
+            irsa_serve::certificate::fields(&leaf).unwrap().not_after,
+            irsa_serve::certificate::fields(&ca).unwrap().not_after
         );
     }
 
@@ -1028,26 +920,6 @@ mod tests {
         let (next, _) = next_material(&foreign, &sans(), now()).unwrap().unwrap();
         assert_ne!(next.ca_crt, foreign.ca_crt);
         assert_eq!(assess(&next, &sans(), now()), Verdict::Reuse);
-    }
-
-    #[test]
-    fn not_after_is_read_from_utc_and_generalized_times() {
-        for (year, month, day) in [(2035, 6, 15), (2049, 12, 31), (2050, 1, 1), (2101, 3, 1)] {
-            let key = KeyPair::generate().unwrap();
-            let mut params = CertificateParams::new(vec!["a.example".to_string()]).unwrap();
-            params.not_after = rcgen::date_time_ymd(year, month, day) + Duration::from_secs(3723);
-            let der = params.self_signed(&key).unwrap().der().clone();
-            let fields = cert_fields(&der).unwrap();
-            let expected = rcgen::date_time_ymd(year, month, day).unix_timestamp() + 3723;
-            assert_eq!(
-                since_epoch(fields.not_after).as_secs(),
-                expected as u64,
-                "{year}-{month}-{day}"
-            );
-            assert_eq!(fields.spki, key.subject_public_key_info());
-        }
-        assert!(cert_fields(b"\x30\x03\x02\x01\x01").is_none());
-        assert!(der_time(0x17, b"9912312359Z").is_none());
     }
 
     #[test]

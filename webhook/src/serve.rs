@@ -101,7 +101,9 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     };
     // Load (and so check) the certificate before starting the watches: a crash-looping pod says more than a
     // TLS error. The server is handed this loaded configuration rather than reading the files again.
-    let tls = irsa_serve::tls::ReloadingConfig::new(tls)?;
+    let mut registry = Registry::default();
+    let tls = irsa_serve::tls::ReloadingConfig::new(tls)?
+        .with_expiry_metric(registry.sub_registry_with_prefix("irsa_webhook"));
     if args.self_signed.self_signed {
         // Renewed while running, not only at start: a pod can outlive its one-year certificate.
         tokio::spawn(crate::self_signed::keep_renewed(
@@ -110,7 +112,6 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         ));
     }
 
-    let mut registry = Registry::default();
     let metrics = Metrics::register(&mut registry);
     let index = Arc::new(Index::new());
     let readiness = Readiness::new();

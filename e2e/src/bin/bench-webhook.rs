@@ -182,13 +182,7 @@ fn oha_row(
 
 /// The webhook's latency histogram as (upper bound, cumulative count) pairs.
 async fn server_histogram(cluster: &Cluster) -> anyhow::Result<Vec<(String, f64)>> {
-    let metrics = cluster
-        .http()?
-        .get(format!("{}/metrics", cluster.webhook_admin))
-        .send()
-        .await?
-        .text()
-        .await?;
+    let metrics = cluster.metrics(&cluster.webhook_admin).await?;
     Ok(metrics
         .lines()
         .filter_map(|l| l.strip_prefix("irsa_webhook_admission_duration_seconds_bucket{le=\""))
@@ -231,13 +225,7 @@ fn rss_kib(pid: u32) -> anyhow::Result<(u64, u64)> {
 }
 
 async fn cached_accounts(cluster: &Cluster) -> anyhow::Result<u64> {
-    let metrics = cluster
-        .http()?
-        .get(format!("{}/metrics", cluster.webhook_admin))
-        .send()
-        .await?
-        .text()
-        .await?;
+    let metrics = cluster.metrics(&cluster.webhook_admin).await?;
     Ok(metrics
         .lines()
         .find_map(|l| l.strip_prefix("irsa_webhook_cached_service_accounts "))
