@@ -90,13 +90,16 @@ pub struct SelfSignedArgs {
     )]
     pub dir: PathBuf,
 
-    /// How often the running webhook re-checks the Secret: it renews the serving certificate in its last
-    /// 30 days (a pod may run for longer than the certificate's year), and adopts what another replica renewed.
+    /// How often the running webhook re-checks the Secret (two GETs when nothing changed): it renews the
+    /// serving certificate in its last 30 days (a pod may run for longer than the certificate's year), and
+    /// adopts what another replica made. Short by default because of the rare case of a new CA (the Secret
+    /// deleted, or the CA at the end of its ten years): until the other replica adopts it, the apiserver
+    /// cannot verify that replica, and with `failurePolicy: Ignore` its pods are admitted unmutated.
     #[arg(
         long = "self-signed-check-interval",
         env = "IRSA_SELF_SIGNED_CHECK_INTERVAL",
         value_parser = irsa_serve::duration::parse,
-        default_value = "1h",
+        default_value = "1m",
         value_name = "DURATION"
     )]
     pub check_interval: Duration,
@@ -537,7 +540,8 @@ async fn ensure_secret(
             Some(mut secret) => {
                 let current = Material::from_secret(&secret);
                 let Some((next, verdict)) = next_material(&current, sans, now)? else {
-                    tracing::info!(secret = %format!("{namespace}/{name}"), "self-signed: reusing the certificate");
+                    // Debug: the periodic check lands here every interval.
+                    tracing::debug!(secret = %format!("{namespace}/{name}"), "self-signed: the certificate in the Secret is good; reusing it");
                     return Ok(current);
                 };
                 // The metadata (resourceVersion included) is kept: a concurrent update makes this one fail.
