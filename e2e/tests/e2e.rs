@@ -853,6 +853,7 @@ async fn self_signed_mode_patches_its_ca_bundle_and_is_called(
     );
 
     renews_while_running(&cluster, &ns, port, admin_port).await?;
+    a_new_ca_keeps_the_previous_one_trusted(&cluster, &ns, port, &configuration_name).await?;
 
     // SIGTERM drains and exits on its own, well within the drain timeout.
     let pid = cluster
@@ -962,6 +963,79 @@ async fn renews_while_running(
         "pod created after the renewal not mutated: {pod}"
     );
     Ok(())
+}
+
+/// The Secret is deleted while the self-signed webhook runs: within a few check intervals it has made a new CA,
+/// serves a leaf of it, and the caBundle holds the new CA first and the previous one after it (so that another
+/// replica still serving the previous CA's leaf stays verifiable until it adopts the new one); pods are still
+/// mutated through the apiserver.
+async fn a_new_ca_keeps_the_previous_one_trusted(
+    cluster: &Cluster,
+    ns: &str,
+    port: u16,
+    configuration_name: &str,
+) -> anyhow::Result<()> {
+    use irsa_webhook::self_signed::Material;
+    use k8s_openapi::api::admissionregistration::v1::MutatingWebhookConfiguration;
+    use k8s_openapi::api::core::v1::Secret;
+    use std::time::{Duration, Instant};
+
+    let client = cluster.client().await?;
+    let secrets = kube::Api::<Secret>::namespaced(client.clone(), ns);
+    let previous = Material::from_secret(&secrets.get("irsa-webhook-tls").await?);
+    secrets
+        .delete("irsa-webhook-tls", &Default::default())
+        .await?;
+
+    let configurations: kube::Api<MutatingWebhookConfiguration> = kube::Api::all(client);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let current = secrets
+            .get_opt("irsa-webhook-tls")
+            .await?
+            .map(|secret| Material::from_secret(&secret));
+        let bundle = configurations
+            .get(configuration_name)
+            .await?
+            .webhooks
+            .and_then(|w| w[0].client_config.ca_bundle.clone())
+            .map(|b| String::from_utf8_lossy(&b.0).into_owned())
+            .unwrap_or_default();
+        if let Some(current) = current.filter(|c| c.ca_crt != previous.ca_crt) {
+            let expected = format!(
+                "{}\n{}",
+                first_pem(&current.ca_crt),
+                first_pem(&previous.ca_crt)
+            );
+            let served = served_leaf(port)? == first_pem(&current.tls_crt);
+            if served && pem_blocks(&bundle) == expected {
+                break;
+            }
+        }
+        ensure!(
+            Instant::now() < deadline,
+            "within 30 s of the Secret's deletion the webhook did not serve a new CA's leaf with the caBundle \
+             holding the new CA then the previous one; bundle now:\n{bundle}"
+        );
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    let pod = create_pod(cluster, ns, simple_pod("after-new-ca", "app")).await?;
+    ensure!(
+        token_volume(&pod).is_some(),
+        "pod created after the new CA not mutated: {pod}"
+    );
+    Ok(())
+}
+
+/// The PEM certificate blocks of a bundle, trimmed, one per line group (`\n`-joined).
+fn pem_blocks(bundle: &str) -> String {
+    const END: &str = "-----END CERTIFICATE-----";
+    bundle
+        .split_inclusive(END)
+        .map(str::trim)
+        .filter(|block| block.ends_with(END))
+        .collect::<Vec<_>>()
+        .join("\n")
 }
 
 /// The first PEM block of a chain, without surrounding whitespace.

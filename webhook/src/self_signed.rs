@@ -4,7 +4,9 @@
 //! certificate and key where the server reads them, and patches the CA into the `caBundle` of every webhook of
 //! its MutatingWebhookConfiguration. The CA key is kept in the Secret (`ca.key`) so that a renewed leaf is
 //! signed by the same CA: the `caBundle` then stays the same, and a replica still serving the previous leaf
-//! keeps being trusted while the other one renews.
+//! keeps being trusted while the other one renews. When a new CA has to be made, the `caBundle` keeps the
+//! previous CA after the new one ([`merged_bundle`]), for the replica that has not adopted it yet.
+//! [`keep_renewed`] repeats all of this while the webhook runs.
 //!
 //! Replicas starting together race on the Secret: the apiserver lets exactly one create (or update, by
 //! resourceVersion) win; the losers get 409, re-read, and adopt the winner's material.
@@ -14,6 +16,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
+use base64::Engine as _;
 use irsa_serve::tls::TlsFiles;
 use k8s_openapi::ByteString;
 use k8s_openapi::api::admissionregistration::v1::MutatingWebhookConfiguration;
@@ -90,11 +93,9 @@ pub struct SelfSignedArgs {
     )]
     pub dir: PathBuf,
 
-    /// How often the running webhook re-checks the Secret (two GETs when nothing changed): it renews the
-    /// serving certificate in its last 30 days (a pod may run for longer than the certificate's year), and
-    /// adopts what another replica made. Short by default because of the rare case of a new CA (the Secret
-    /// deleted, or the CA at the end of its ten years): until the other replica adopts it, the apiserver
-    /// cannot verify that replica, and with `failurePolicy: Ignore` its pods are admitted unmutated.
+    /// How often the running webhook re-checks the Secret and the caBundle (two GETs when nothing changed): it
+    /// renews the serving certificate in its last 30 days (a pod may run for longer than the certificate's
+    /// year), adopts what another replica made, and restores a caBundle that was edited.
     #[arg(
         long = "self-signed-check-interval",
         env = "IRSA_SELF_SIGNED_CHECK_INTERVAL",
@@ -619,23 +620,63 @@ fn write_atomically(path: &Path, contents: &str, mode: u32) -> Result<(), SelfSi
     std::fs::rename(&temporary, path).map_err(err)
 }
 
-/// The JSON patch that sets `caBundle` on every webhook whose bundle differs, each guarded by a `test` of the
-/// webhook's name (the list may have been edited since it was read). Empty when all are current.
+/// The JSON patch that sets `caBundle` on every webhook whose bundle is not [`merged_bundle`] of its own, each
+/// guarded by a `test` of the webhook's name (the list may have been edited since it was read). Empty when all
+/// are current.
 pub fn ca_bundle_patch(
     configuration: &MutatingWebhookConfiguration,
     ca_pem: &str,
+    now: SystemTime,
 ) -> serde_json::Value {
-    let bundle = ByteString(ca_pem.as_bytes().to_vec());
-    let encoded = serde_json::to_value(&bundle).unwrap_or_default();
     let mut ops = Vec::new();
     for (i, webhook) in configuration.webhooks.iter().flatten().enumerate() {
-        if webhook.client_config.ca_bundle.as_ref() == Some(&bundle) {
+        let existing = webhook.client_config.ca_bundle.as_ref();
+        let bundle = ByteString(
+            merged_bundle(existing.map_or(&[][..], |b| &b.0[..]), ca_pem, now).into_bytes(),
+        );
+        if existing == Some(&bundle) {
             continue;
         }
+        let encoded = serde_json::to_value(&bundle).unwrap_or_default();
         ops.push(serde_json::json!({"op": "test", "path": format!("/webhooks/{i}/name"), "value": webhook.name}));
         ops.push(serde_json::json!({"op": "add", "path": format!("/webhooks/{i}/clientConfig/caBundle"), "value": encoded}));
     }
     serde_json::Value::Array(ops)
+}
+
+/// The `caBundle` to set: `ca_pem` (the CA of the Secret), then the first other CA of the `existing` bundle
+/// that is still valid at `now`. When a replica makes a new CA (the Secret was deleted, or the CA neared its
+/// end), the other replica serves a certificate of the previous CA until its next check adopts the new one;
+/// keeping the previous CA trusted meanwhile leaves no moment in which the apiserver cannot verify it. One
+/// previous CA at most, and none once expired, so the bundle does not grow.
+pub fn merged_bundle(existing: &[u8], ca_pem: &str, now: SystemTime) -> String {
+    let current = first_certificate(ca_pem);
+    let previous = CertificateDer::pem_slice_iter(existing)
+        .filter_map(Result::ok)
+        .find(|der| {
+            Some(der) != current.as_ref()
+                && irsa_serve::certificate::fields(der).is_some_and(|fields| fields.not_after > now)
+        });
+    let mut bundle = ca_pem.to_string();
+    if let Some(der) = previous {
+        if !bundle.ends_with('\n') {
+            bundle.push('\n');
+        }
+        bundle.push_str(&certificate_pem(&der));
+    }
+    bundle
+}
+
+/// A DER certificate as PEM, 64 characters a line.
+fn certificate_pem(der: &[u8]) -> String {
+    let base64 = base64::engine::general_purpose::STANDARD.encode(der);
+    let mut pem = String::from("-----BEGIN CERTIFICATE-----\n");
+    for line in base64.as_bytes().chunks(64) {
+        pem.push_str(std::str::from_utf8(line).unwrap_or_default());
+        pem.push('\n');
+    }
+    pem.push_str("-----END CERTIFICATE-----\n");
+    pem
 }
 
 async fn patch_ca_bundle(
@@ -671,7 +712,7 @@ async fn patch_ca_bundle(
             tokio::time::sleep(RETRY_DELAY).await;
             continue;
         };
-        let ops = ca_bundle_patch(&configuration, ca_pem);
+        let ops = ca_bundle_patch(&configuration, ca_pem, SystemTime::now());
         if ops.as_array().is_none_or(Vec::is_empty) {
             if configuration.webhooks.as_ref().is_none_or(Vec::is_empty) {
                 tracing::warn!(
@@ -953,7 +994,7 @@ mod tests {
             ]
         }))
         .unwrap();
-        let patch = ca_bundle_patch(&configuration, ca);
+        let patch = ca_bundle_patch(&configuration, ca, now());
         let encoded = serde_json::to_value(ByteString(ca.as_bytes().to_vec())).unwrap();
         assert_eq!(
             patch,
@@ -964,7 +1005,7 @@ mod tests {
         );
         serde_json::from_value::<json_patch::Patch>(patch).unwrap();
         assert_eq!(
-            ca_bundle_patch(&configuration, "other"),
+            ca_bundle_patch(&configuration, "other", now()),
             serde_json::json!([
                 {"op": "test", "path": "/webhooks/0/name", "value": "a.irsa.dev"},
                 {"op": "add", "path": "/webhooks/0/clientConfig/caBundle", "value": serde_json::to_value(ByteString(b"other".to_vec())).unwrap()},
@@ -972,6 +1013,36 @@ mod tests {
                 {"op": "add", "path": "/webhooks/1/clientConfig/caBundle", "value": serde_json::to_value(ByteString(b"other".to_vec())).unwrap()}
             ])
         );
+    }
+
+    #[test]
+    fn the_bundle_keeps_one_previous_ca_while_it_is_valid() {
+        let ders = |pem: &str| -> Vec<Vec<u8>> {
+            CertificateDer::pem_slice_iter(pem.as_bytes())
+                .map(|der| der.unwrap().to_vec())
+                .collect()
+        };
+        let [first, second, third] = [(); 3].map(|()| new_material(&sans(), now()).unwrap().ca_crt);
+
+        // A fresh configuration, and the steady state: the CA alone.
+        assert_eq!(merged_bundle(b"", &first, now()), first);
+        assert_eq!(merged_bundle(first.as_bytes(), &first, now()), first);
+
+        // A new CA: the previous one stays trusted after it, until the other replica has adopted the new one.
+        let both = merged_bundle(first.as_bytes(), &second, now());
+        assert_eq!(ders(&both), [ders(&second), ders(&first)].concat());
+        // That is the steady state from then on: no patch at every check.
+        assert_eq!(merged_bundle(both.as_bytes(), &second, now()), both);
+
+        // One previous CA at most: the bundle does not grow with each new CA.
+        let next = merged_bundle(both.as_bytes(), &third, now());
+        assert_eq!(ders(&next), [ders(&third), ders(&second)].concat());
+
+        // A previous CA that has expired is dropped (this one ended a year ago).
+        let expired = new_material(&sans(), now() - 11 * 365 * DAY)
+            .unwrap()
+            .ca_crt;
+        assert_eq!(merged_bundle(expired.as_bytes(), &first, now()), first);
     }
 
     #[tokio::test]
