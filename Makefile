@@ -2,7 +2,7 @@
 SHELL := bash
 CARGO ?= cargo
 
-.PHONY: demo demo-down test unit e2e lint peers build bench image-check help
+.PHONY: demo demo-down test unit e2e lint peers build bench image image-check help
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/' | column -t -s $$'\t'
@@ -31,6 +31,10 @@ e2e: peers build ## the end-to-end suite only
 lint: ## rustfmt and clippy, warnings as errors
 	$(CARGO) fmt --all -- --check
 	$(CARGO) clippy --workspace --all-targets -- -D warnings
+
+IMAGE ?= ghcr.io/irsa-rs/irsa:0.1.0
+image: ## docker build the image (needs a Docker engine; IMAGE=registry/name:tag to name it)
+	docker build -t $(IMAGE) .
 
 image-check: ## build the image's static binary as the Dockerfile does and run it as the image would (no Docker engine needed)
 	hack/image-check.sh
