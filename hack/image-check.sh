@@ -6,7 +6,8 @@
 #   2. `irsa --version` runs;
 #   3. `irsa webhook mutate` mutates a fixture pod exactly as the test suite expects;
 #   4. `irsa issuer serve` answers its JWKS over HTTP, then exits 0 on SIGTERM.
-# Needs root (chroot), readelf and curl, and what hack/build-static.sh needs.
+# Needs root (chroot), readelf and curl; installs musl-tools (apt) and the Rust musl target (rustup, through
+# hack/build-static.sh) when they are missing.
 #
 # Usage: hack/image-check.sh            (make image-check)
 set -euo pipefail
@@ -24,6 +25,13 @@ cleanup() {
   rm -rf "$work"
 }
 trap cleanup EXIT
+
+if ! command -v musl-gcc >/dev/null; then
+  step "installing musl-tools (Debian): the C compiler for aws-lc-sys on the musl target"
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -q musl-tools >/dev/null \
+    || { apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q musl-tools >/dev/null; } \
+    || fail "could not install musl-tools"
+fi
 
 step "building the static binary (hack/build-static.sh)"
 hack/build-static.sh "$work/irsa"

@@ -3,7 +3,8 @@
 #   1. the pinned peers (built into ~/.cache/irsa/tools on a cold machine, seconds when warm);
 #   2. rustfmt and clippy with warnings as errors;
 #   3. every crate's tests, with moto running so the IAM tests against it run rather than skip;
-#   4. the end-to-end suite against real etcd, kube-apiserver, MinIO, moto and the AWS CLI.
+#   4. the end-to-end suite against real etcd, kube-apiserver, MinIO, moto and the AWS CLI;
+#   5. the image check: the static musl binary the Dockerfile builds, run from an empty root as uid 65532.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 step() { printf '\n== %s (%s)\n' "$*" "$(date +%H:%M:%S)" >&2; }
@@ -29,3 +30,6 @@ kill $moto_pid 2>/dev/null || true
 
 step "end-to-end suite"
 cargo test -p irsa-e2e --test e2e
+
+step "image check: the image's static binary, run as the image runs it"
+hack/image-check.sh
