@@ -31,6 +31,7 @@ for tool in openssl curl nginx wrk; do
 done
 
 declare -A port=([irsa]=18443 [nginx-debian]=18444 [nginx-tuned]=18445)
+url() { echo "https://127.0.0.1:${port[$1]}/openid/v1/jwks"; } # the JWKS of a server, by name
 admin_port=18081
 fixtures=$root/issuer/tests/fixtures
 
@@ -56,7 +57,7 @@ for _ in $(seq 100); do
   sleep 0.1
 done
 mkdir -p "$work/www/openid/v1"
-curl -sfk "https://127.0.0.1:${port[irsa]}/openid/v1/jwks" -o "$work/www/openid/v1/jwks"
+curl -sfk "$(url irsa)" -o "$work/www/openid/v1/jwks"
 
 # Both nginx instances: 2 workers (the machine's cores), TLS 1.3, the same headers. They differ in the http
 # settings only:
@@ -96,8 +97,8 @@ http {
 NGINX
   nginx -c "$work/$name.conf" -p "$work" -e "$work/$name-error.log"
   for _ in $(seq 50); do [[ -s $work/$name.pid ]] && break; sleep 0.1; done
-  cmp <(curl -sfk "https://127.0.0.1:${port[irsa]}/openid/v1/jwks") \
-    <(curl -sfk "https://127.0.0.1:${port[$name]}/openid/v1/jwks") \
+  cmp <(curl -sfk "$(url irsa)") \
+    <(curl -sfk "$(url "$name")") \
     || { echo "irsa and $name do not serve the same bytes" >&2; exit 1; }
 done
 
@@ -116,7 +117,7 @@ run() { # name -> prints "requests/s cpu-µs-per-request"
   local name=$1 before after
   # shellcheck disable=SC2086
   before=$(cpu_ticks ${server_pids[$name]})
-  wrk -t2 -c"$conns" -d"${duration}s" "https://127.0.0.1:${port[$name]}/openid/v1/jwks" >"$work/wrk-$name.txt" 2>&1
+  wrk -t2 -c"$conns" -d"${duration}s" "$(url "$name")" >"$work/wrk-$name.txt" 2>&1
   # shellcheck disable=SC2086
   after=$(cpu_ticks ${server_pids[$name]})
   awk -v ticks=$((after - before)) -v hz="$hz" '
@@ -128,12 +129,13 @@ run() { # name -> prints "requests/s cpu-µs-per-request"
 servers=(irsa nginx-debian nginx-tuned)
 load_before=$(cut -d" " -f1-3 /proc/loadavg)
 for name in "${servers[@]}"; do # warm-up
-  wrk -t2 -c"$conns" -d2s "https://127.0.0.1:${port[$name]}/openid/v1/jwks" >/dev/null
+  wrk -t2 -c"$conns" -d2s "$(url "$name")" >/dev/null
 done
 declare -A rps_of cpu_of
 for r in $(seq "$rounds"); do
   # Rotate the order so no server always runs first (or last) in a round.
-  order=("${servers[@]:$(((r - 1) % 3))}" "${servers[@]:0:$(((r - 1) % 3))}")
+  first=$(((r - 1) % ${#servers[@]}))
+  order=("${servers[@]:$first}" "${servers[@]:0:$first}")
   for name in "${order[@]}"; do
     read -r rps cpu < <(run "$name")
     rps_of[$name]+="$rps " cpu_of[$name]+="$cpu "

@@ -47,13 +47,15 @@ mkdir -p "$root/in"
 install -m 0755 "$work/irsa" "$root/irsa"
 fixture=webhook/tests/fixtures/basic
 install -m 0644 "$fixture/pod.yaml" "$fixture/serviceaccount.yaml" issuer/tests/fixtures/rsa2048.pub "$root/in/"
-as_image() { chroot --userspec=65532:65532 "$root" /irsa "$@"; }
+# chroot execs /irsa in place, so a background "${as_image[@]}" ... & leaves $! = irsa itself.
+as_image=(chroot --userspec=65532:65532 "$root" /irsa)
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 
 step "2. irsa --version, as uid 65532 in an empty root"
-as_image --version || fail "irsa --version did not run in the image-like root"
+"${as_image[@]}" --version || fail "irsa --version did not run in the image-like root"
 
 step "3. irsa webhook mutate on the '$(basename "$fixture")' fixture"
-as_image webhook mutate --pod /in/pod.yaml --service-account /in/serviceaccount.yaml --output patch \
+"${as_image[@]}" webhook mutate --pod /in/pod.yaml --service-account /in/serviceaccount.yaml --output patch \
   >"$work/patch.json" || fail "irsa webhook mutate failed"
 python3 - "$work/patch.json" "$fixture/expected-patch.json" <<'PY' || fail "the patch differs from the fixture's"
 import json, sys
@@ -62,15 +64,13 @@ sys.exit(0 if got == want else f"got {got}\nwant {want}")
 PY
 
 step "4. irsa issuer serve over plain HTTP, then SIGTERM"
-port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
-admin=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
-chroot --userspec=65532:65532 "$root" /irsa issuer serve --issuer-url "http://127.0.0.1:$port" --plain-http --public-key-file /in/rsa2048.pub \
+port=$(free_port) admin=$(free_port)
+"${as_image[@]}" issuer serve --issuer-url "http://127.0.0.1:$port" --plain-http --public-key-file /in/rsa2048.pub \
   --listen "127.0.0.1:$port" --admin-listen "127.0.0.1:$admin" >"$work/issuer.log" 2>&1 &
 server=$!
 for _ in $(seq 100); do curl -sf "http://127.0.0.1:$admin/readyz" >/dev/null && break; sleep 0.1; done
 jwks=$(curl -sf "http://127.0.0.1:$port/openid/v1/jwks") || { cat "$work/issuer.log" >&2; fail "no JWKS served"; }
 [[ $jwks == *'"kty":"RSA"'* ]] || fail "unexpected JWKS: $jwks"
-# chroot execs irsa in place, so $server is irsa itself.
 kill -TERM "$server"
 status=0
 wait "$server" || status=$?

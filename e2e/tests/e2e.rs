@@ -804,7 +804,7 @@ async fn self_signed_mode_patches_its_ca_bundle_and_is_called(
             format!("--webhook-configuration={configuration_name}"),
             s("--self-signed-extra-san=127.0.0.1"),
             format!("--self-signed-dir={}", tls_dir.display()),
-            // Re-checked every second here (1 h by default), so the renewal below is seen within the test.
+            // Re-checked every second here (every minute by default), so the renewals below are seen quickly.
             s("--self-signed-check-interval=1s"),
             format!("--listen=127.0.0.1:{port}"),
             format!("--admin-listen=127.0.0.1:{admin_port}"),
@@ -889,7 +889,6 @@ async fn renews_while_running(
     admin_port: u16,
 ) -> anyhow::Result<()> {
     use irsa_webhook::self_signed::{Material, renew_leaf, san_list};
-    use k8s_openapi::ByteString;
     use k8s_openapi::api::core::v1::Secret;
     use std::time::{Duration, Instant, SystemTime};
 
@@ -908,15 +907,8 @@ async fn renews_while_running(
         &sans,
         eleven_months_ago,
     )?;
-    let data = secret.data.get_or_insert_default();
-    data.insert(
-        "tls.crt".into(),
-        ByteString(aged.tls_crt.clone().into_bytes()),
-    );
-    data.insert(
-        "tls.key".into(),
-        ByteString(aged.tls_key.clone().into_bytes()),
-    );
+    // Same CA: only the leaf and its key differ from what the Secret held.
+    secret.data = Some(aged.secret_data());
     secrets
         .replace("irsa-webhook-tls", &PostParams::default(), &secret)
         .await?;
@@ -1002,11 +994,7 @@ async fn a_new_ca_keeps_the_previous_one_trusted(
             .map(|b| String::from_utf8_lossy(&b.0).into_owned())
             .unwrap_or_default();
         if let Some(current) = current.filter(|c| c.ca_crt != previous.ca_crt) {
-            let expected = format!(
-                "{}\n{}",
-                first_pem(&current.ca_crt),
-                first_pem(&previous.ca_crt)
-            );
+            let expected = [first_pem(&current.ca_crt), first_pem(&previous.ca_crt)];
             let served = served_leaf(port)? == first_pem(&current.tls_crt);
             if served && pem_blocks(&bundle) == expected {
                 break;
@@ -1027,24 +1015,19 @@ async fn a_new_ca_keeps_the_previous_one_trusted(
     Ok(())
 }
 
-/// The PEM certificate blocks of a bundle, trimmed, one per line group (`\n`-joined).
-fn pem_blocks(bundle: &str) -> String {
+/// The PEM certificate blocks in `text`, each from its BEGIN line to its END line.
+fn pem_blocks(text: &str) -> Vec<String> {
+    const BEGIN: &str = "-----BEGIN CERTIFICATE-----";
     const END: &str = "-----END CERTIFICATE-----";
-    bundle
-        .split_inclusive(END)
-        .map(str::trim)
+    text.split_inclusive(END)
+        .filter_map(|part| Some(part[part.find(BEGIN)?..].to_string()))
         .filter(|block| block.ends_with(END))
-        .collect::<Vec<_>>()
-        .join("\n")
+        .collect()
 }
 
-/// The first PEM block of a chain, without surrounding whitespace.
-fn first_pem(chain: &str) -> String {
-    const END: &str = "-----END CERTIFICATE-----";
-    chain
-        .find(END)
-        .map(|end| chain[..end + END.len()].trim().to_string())
-        .unwrap_or_default()
+/// The first PEM certificate block in `text` (empty when there is none).
+fn first_pem(text: &str) -> String {
+    pem_blocks(text).into_iter().next().unwrap_or_default()
 }
 
 /// The leaf certificate the server on 127.0.0.1:`port` presents, as PEM (read by `openssl s_client` on a fresh
@@ -1056,9 +1039,7 @@ fn served_leaf(port: u16) -> anyhow::Result<String> {
         .stderr(std::process::Stdio::null())
         .output()
         .context("running openssl s_client")?;
-    let text = String::from_utf8_lossy(&output.stdout);
-    let start = text
-        .find("-----BEGIN CERTIFICATE-----")
-        .context("openssl s_client printed no certificate")?;
-    Ok(first_pem(&text[start..]))
+    let leaf = first_pem(&String::from_utf8_lossy(&output.stdout));
+    ensure!(!leaf.is_empty(), "openssl s_client printed no certificate");
+    Ok(leaf)
 }

@@ -65,18 +65,14 @@ enum IssuerCommand {
 
 fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
-    let runtime = match cli.worker_threads {
-        Some(1) => tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build(),
-        Some(n) => tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(n.into())
-            .enable_all()
-            .build(),
-        None => tokio::runtime::Builder::new_multi_thread()
-            .enable_all()
-            .build(),
+    let mut builder = match cli.worker_threads {
+        Some(1) => tokio::runtime::Builder::new_current_thread(),
+        _ => tokio::runtime::Builder::new_multi_thread(),
     };
+    if let Some(n) = cli.worker_threads.filter(|&n| n > 1) {
+        builder.worker_threads(n.into());
+    }
+    let runtime = builder.enable_all().build();
     match runtime {
         Ok(runtime) => runtime.block_on(start(cli)),
         Err(err) => {

@@ -312,8 +312,8 @@ pub async fn run_server(
         None,
         shutdown.clone(),
     ));
-    irsa_serve::serve_with(listener, router, tls, shutdown).await;
-    admin.await.context("admin server task")??;
+    irsa_serve::serve(listener, router, tls, shutdown).await;
+    admin.await.context("admin server task")?;
     Ok(())
 }
 

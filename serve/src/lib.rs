@@ -18,5 +18,5 @@ pub mod shutdown;
 pub mod tls;
 
 pub use readiness::Readiness;
-pub use server::{ServeError, serve, serve_with};
+pub use server::serve;
 pub use shutdown::Shutdown;

@@ -11,37 +11,17 @@ use tokio::net::TcpListener;
 use tokio_util::task::TaskTracker;
 
 use crate::Shutdown;
-use crate::tls::{ReloadingConfig, TlsError, TlsFiles};
+use crate::tls::ReloadingConfig;
 
 /// A TLS handshake that has not finished by then is dropped, so idle scanners cannot hold sockets.
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 
-/// Why a server could not run.
-#[derive(Debug, thiserror::Error)]
-#[non_exhaustive]
-pub enum ServeError {
-    /// The serving certificate or key is unusable.
-    #[error(transparent)]
-    Tls(#[from] TlsError),
-}
-
-/// Serves `router` on `listener` (HTTP/1.1 and h2; TLS when `tls` is given, with the certificate files re-read
-/// when they change) until `shutdown` is triggered; then stops accepting, lets in-flight requests finish
-/// (connections get a graceful HTTP shutdown), and returns once they are done or the drain timeout passed.
+/// Serves `router` on `listener` (HTTP/1.1 and h2; TLS when `tls` is given, its files re-read when they change)
+/// until `shutdown` is triggered; then stops accepting, lets in-flight requests finish (connections get a
+/// graceful HTTP shutdown), and returns once they are done or the drain timeout passed. The caller loads the
+/// TLS configuration ([`ReloadingConfig::new`]) before it starts anything, so an unusable certificate stops
+/// the process at start-up, and the files are read once.
 pub async fn serve(
-    listener: TcpListener,
-    router: Router,
-    tls: Option<TlsFiles>,
-    shutdown: Shutdown,
-) -> Result<(), ServeError> {
-    let tls = tls.map(ReloadingConfig::new).transpose()?;
-    serve_with(listener, router, tls, shutdown).await;
-    Ok(())
-}
-
-/// [`serve`] with the TLS configuration already loaded, for a caller that must know the certificate is usable
-/// before it starts anything else (and should not read it twice).
-pub async fn serve_with(
     listener: TcpListener,
     router: Router,
     tls: Option<ReloadingConfig>,

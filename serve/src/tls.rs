@@ -81,15 +81,14 @@ impl FileStamp {
 struct Loaded {
     stamps: (Option<FileStamp>, Option<FileStamp>),
     config: Arc<ServerConfig>,
-    /// The leaf's `notAfter`, when it could be read.
-    not_after: Option<SystemTime>,
 }
 
 /// A [`ServerConfig`] that follows its files. Clone the `Arc` it returns per connection.
 pub struct ReloadingConfig {
     files: TlsFiles,
     loaded: Mutex<Loaded>,
-    expiry: Option<Gauge>,
+    /// The leaf's `notAfter` in Unix seconds, set on every load; exposed by [`Self::with_expiry_metric`].
+    expiry: Gauge,
 }
 
 impl ReloadingConfig {
@@ -97,33 +96,24 @@ impl ReloadingConfig {
     pub fn new(files: TlsFiles) -> Result<Self, TlsError> {
         let stamps = (FileStamp::of(&files.cert), FileStamp::of(&files.key));
         let (config, not_after) = read(&files)?;
+        let expiry = Gauge::default();
+        set_expiry(&expiry, not_after, &files.cert);
         Ok(Self {
             files,
-            loaded: Mutex::new(Loaded {
-                stamps,
-                config,
-                not_after,
-            }),
-            expiry: None,
+            loaded: Mutex::new(Loaded { stamps, config }),
+            expiry,
         })
     }
 
     /// Registers `serving_certificate_expiry_timestamp_seconds` in `registry` (under its prefix): the
     /// `notAfter` of the leaf certificate being served, in Unix seconds, kept current across reloads. Alert
     /// on it approaching: a certificate that nothing renews ends every connection at its expiry.
-    pub fn with_expiry_metric(mut self, registry: &mut Registry) -> Self {
-        let gauge = Gauge::default();
+    pub fn with_expiry_metric(self, registry: &mut Registry) -> Self {
         registry.register(
             "serving_certificate_expiry_timestamp_seconds",
             "notAfter of the serving certificate in use (Unix time)",
-            gauge.clone(),
+            self.expiry.clone(),
         );
-        let loaded = self
-            .loaded
-            .get_mut()
-            .unwrap_or_else(|poisoned| poisoned.into_inner());
-        set_expiry(&gauge, loaded.not_after, &self.files.cert);
-        self.expiry = Some(gauge);
         self
     }
 
@@ -144,10 +134,7 @@ impl ReloadingConfig {
                     tracing::info!(cert = %self.files.cert.display(), "serving certificate reloaded");
                     loaded.config = config;
                     loaded.stamps = stamps;
-                    loaded.not_after = not_after;
-                    if let Some(gauge) = &self.expiry {
-                        set_expiry(gauge, not_after, &self.files.cert);
-                    }
+                    set_expiry(&self.expiry, not_after, &self.files.cert);
                 }
                 Err(err) => {
                     // Keep the stamps old so the next connection retries; keep serving the last good pair.

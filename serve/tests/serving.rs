@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use axum::Router;
 use axum::routing::get;
-use irsa_serve::tls::TlsFiles;
+use irsa_serve::tls::{ReloadingConfig, TlsFiles};
 use irsa_serve::{Readiness, Shutdown, admin, serve};
 use rcgen::{BasicConstraints, CertificateParams, CertifiedIssuer, IsCa, KeyPair};
 
@@ -86,7 +86,8 @@ async fn start(
 ) -> (SocketAddr, tokio::task::JoinHandle<()>) {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
-    let handle = tokio::spawn(async move { serve(listener, router, tls, shutdown).await.unwrap() });
+    let tls = tls.map(|files| ReloadingConfig::new(files).unwrap());
+    let handle = tokio::spawn(serve(listener, router, tls, shutdown));
     (addr, handle)
 }
 
@@ -167,7 +168,7 @@ fn the_expiry_metric_follows_the_certificate_in_use() {
         key: dir.path().join("tls.key"),
     };
     let mut registry = prometheus_client::registry::Registry::default();
-    let config = irsa_serve::tls::ReloadingConfig::new(files)
+    let config = ReloadingConfig::new(files)
         .unwrap()
         .with_expiry_metric(registry.sub_registry_with_prefix("irsa_test"));
     let may_2031 = rcgen::date_time_ymd(2031, 5, 17).unix_timestamp();
@@ -224,34 +225,22 @@ async fn unusable_files_fail_at_start() {
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(dir.path().join("tls.crt"), "garbage").unwrap();
     std::fs::write(dir.path().join("tls.key"), "garbage").unwrap();
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let files = TlsFiles {
         cert: dir.path().join("tls.crt"),
         key: dir.path().join("tls.key"),
     };
-    let err = serve(
-        listener,
-        Router::new(),
-        Some(files),
-        Shutdown::new(Duration::from_secs(1)),
-    )
-    .await
-    .unwrap_err();
+    let Err(err) = ReloadingConfig::new(files) else {
+        panic!("garbage files loaded");
+    };
     assert!(err.to_string().contains("no PEM CERTIFICATE"), "{err}");
 
     let missing = TlsFiles {
         cert: dir.path().join("absent.crt"),
         key: dir.path().join("tls.key"),
     };
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let err = serve(
-        listener,
-        Router::new(),
-        Some(missing),
-        Shutdown::new(Duration::from_secs(1)),
-    )
-    .await
-    .unwrap_err();
+    let Err(err) = ReloadingConfig::new(missing) else {
+        panic!("a missing file loaded");
+    };
     assert!(err.to_string().contains("absent.crt"), "{err}");
 }
 

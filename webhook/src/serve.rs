@@ -171,14 +171,13 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         None,
         shutdown.clone(),
     );
-    let webhook = irsa_serve::serve_with(
+    let webhook = irsa_serve::serve(
         listener,
         router(state, args.max_body_bytes),
         Some(tls),
         shutdown,
     );
-    let ((), admin) = tokio::join!(webhook, admin);
-    admin?;
+    tokio::join!(webhook, admin);
     tracing::info!("drained; exiting");
     Ok(())
 }

@@ -387,7 +387,7 @@ async fn serves_admissions_over_real_tls() {
     tokio::spawn(irsa_serve::serve(
         listener,
         router(f.state.clone(), 1 << 20),
-        Some(tls),
+        Some(irsa_serve::tls::ReloadingConfig::new(tls).unwrap()),
         shutdown,
     ));
 

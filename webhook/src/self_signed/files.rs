@@ -69,10 +69,10 @@ fn write_atomically(path: &Path, contents: &str, mode: u32) -> Result<(), SelfSi
 
 #[cfg(test)]
 mod tests {
-    use super::super::material::CA_CRT;
     use super::*;
     use crate::self_signed::test_support::*;
     use crate::self_signed::{new_material, renew_leaf};
+
     #[tokio::test]
     async fn files_are_written_with_a_private_key_mode() {
         let dir = tempfile::tempdir().unwrap();

@@ -91,7 +91,8 @@ impl Material {
         }
     }
 
-    pub(super) fn secret_data(&self) -> BTreeMap<String, ByteString> {
+    /// The Secret's `data` holding this material (the inverse of [`Material::from_secret`]).
+    pub fn secret_data(&self) -> BTreeMap<String, ByteString> {
         [
             (TLS_CRT, &self.tls_crt),
             (TLS_KEY, &self.tls_key),

@@ -8,9 +8,8 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use kube::Api;
 use kube::api::PostParams;
 
-use super::ATTEMPTS;
-use super::SelfSignedError;
 use super::material::{Material, new_material, next_material};
+use super::{ATTEMPTS, SelfSignedError};
 
 /// Makes the Secret hold good material: creates it, keeps it, or replaces its contents (by resourceVersion, so
 /// concurrent replicas settle on one winner); returns what it holds then.
