@@ -2,13 +2,14 @@
 
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use anyhow::{Context as _, bail};
 use base64::Engine as _;
+use irsa_testing::pki::{Ca, LOOPBACK, signing_key};
+use irsa_testing::wait::{Check, Wait};
 
 use crate::peers::Peers;
-use crate::pki::{Ca, signing_key};
 use crate::process::{Process, free_port};
 
 /// The token audience the webhook projects and MinIO accepts as its client ID.
@@ -68,12 +69,12 @@ impl Cluster {
         let dir = tmp.path().to_path_buf();
         let logs = dir.join("logs");
         std::fs::create_dir_all(&logs)?;
-        let ca = Ca::new("irsa-e2e-ca")?;
+        let ca = Ca::new("irsa-e2e-ca");
         write(&dir.join("ca.crt"), ca.pem())?;
-        let serving = ca.serving(&["127.0.0.1", "localhost"])?;
+        let serving = ca.leaf(LOOPBACK);
         write(&dir.join("serving.crt"), &serving.chain_pem)?;
         write(&dir.join("serving.key"), &serving.key_pem)?;
-        let (private, public) = signing_key()?;
+        let (private, public) = signing_key();
         let (sa_key, sa_pub) = (dir.join("sa-1.key"), dir.join("sa-1.pub"));
         write(&sa_key, private)?;
         write(&sa_pub, &public)?;
@@ -348,21 +349,25 @@ impl Cluster {
         .await
     }
 
-    /// Polls `url` until it answers 200 (60 s), failing early with the log tail if the peer exited.
+    /// Polls `url` until it answers 200 (90 s), failing early with the log tail if the peer exited.
     async fn wait_http(&self, name: &str, url: &str, token: Option<&str>) -> anyhow::Result<()> {
         let client = self.http()?;
-        let deadline = Instant::now() + Duration::from_secs(90);
-        loop {
-            let mut request = client.get(url);
-            if let Some(token) = token {
-                request = request.bearer_auth(token);
-            }
-            if let Ok(response) = request.send().await
-                && response.status().is_success()
-            {
-                return Ok(());
-            }
-            {
+        let what = format!(
+            "{name} answers 200 at {url} (log: {}/logs/{name}.log)",
+            self.dir.display()
+        );
+        Wait::up_to(Duration::from_secs(90))
+            .every(Duration::from_millis(200))
+            .try_until(&what, || async {
+                let mut request = client.get(url);
+                if let Some(token) = token {
+                    request = request.bearer_auth(token);
+                }
+                let answer = match request.send().await {
+                    Ok(response) if response.status().is_success() => return Ok(Check::Ready(())),
+                    Ok(response) => format!("HTTP {}", response.status()),
+                    Err(err) => format!("{err:#}"),
+                };
                 let mut processes = self.processes.lock().unwrap();
                 if let Some(process) = processes.iter_mut().rev().find(|p| p.name() == name)
                     && process.exited()
@@ -373,15 +378,9 @@ impl Cluster {
                         process.log_tail(30)
                     );
                 }
-            }
-            if Instant::now() > deadline {
-                bail!(
-                    "{name} not ready at {url} after 90 s; see {}/logs/{name}.log",
-                    self.dir.display()
-                );
-            }
-            tokio::time::sleep(Duration::from_millis(200)).await;
-        }
+                Ok(Check::NotYet(answer))
+            })
+            .await
     }
 
     /// An HTTP client trusting the run's CA.
@@ -548,7 +547,7 @@ impl Cluster {
     /// issuer re-reads its key file), then restart kube-apiserver signing with the new key while still
     /// accepting the old one.
     pub async fn rotate_signing_key(&self) -> anyhow::Result<()> {
-        let (private, public) = signing_key()?;
+        let (private, public) = signing_key();
         let n = self.signing_keys.lock().unwrap().len() + 1;
         let (key, public_path) = (
             self.dir.join(format!("sa-{n}.key")),

@@ -4,6 +4,5 @@
 
 pub mod cluster;
 pub mod peers;
-pub mod pki;
 pub mod process;
 pub mod scenario;

@@ -3,8 +3,10 @@
 use std::fs::File;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
+use std::time::Duration;
 
 use anyhow::Context as _;
+use irsa_testing::wait::{Check, Wait};
 
 /// A running peer.
 pub struct Process {
@@ -91,11 +93,12 @@ impl Process {
             .arg("-TERM")
             .arg(self.child.id().to_string())
             .status();
-        for _ in 0..100 {
-            if self.exited() {
-                return;
-            }
-            std::thread::sleep(std::time::Duration::from_millis(50));
+        let exited = Wait::up_to(Duration::from_secs(5))
+            .until_blocking("it exits on SIGTERM", || {
+                Check::ready_if(self.exited(), || "still running".to_owned())
+            });
+        if exited.is_ok() {
+            return;
         }
         let _ = self.child.kill();
         let _ = self.child.wait();

@@ -1,6 +1,7 @@
 //! Building blocks of the e2e tests and the demo: namespaces, service accounts and pods created through the
 //! real apiserver, and the kubelet's part (minting the projected token) done by hand.
 
+use std::collections::BTreeSet;
 use std::path::Path;
 use std::sync::atomic::{AtomicU32, Ordering};
 
@@ -112,6 +113,22 @@ pub fn token_volume(pod: &Value) -> Option<&Value> {
         .find(|v| v["name"] == "aws-iam-token")
 }
 
+/// A fresh namespace with pod `app` of service account `app`, which has MinIO's role: the pod tokens are
+/// minted for (`cluster.mint_token(&ns, "app", "app", ...)`) when a test talks to STS itself. Returns the
+/// namespace.
+pub async fn app_with_minio_role(cluster: &Cluster, prefix: &str) -> anyhow::Result<String> {
+    let ns = namespace(cluster, prefix, json!({})).await?;
+    service_account_with_role(cluster, &ns, "app", &cluster.minio_role_arn).await?;
+    create_pod(cluster, &ns, simple_pod("app", "app")).await?;
+    Ok(ns)
+}
+
+/// Whether the webhook left `pod` alone: no role in its `app` container, no token volume.
+pub fn left_alone(pod: &Value) -> anyhow::Result<bool> {
+    let app = container(pod, "containers", "app")?;
+    Ok(env_of(app, "AWS_ROLE_ARN").is_none() && token_volume(pod).is_none())
+}
+
 /// A pod the webhook mutated, with its token in place as the kubelet would have written it.
 pub struct PodWithToken {
     /// Its namespace.
@@ -208,4 +225,52 @@ pub fn run_unmodified(
         .env("AWS_REGION", REGION)
         .envs(env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
         .output()?)
+}
+
+/// `aws sts assume-role-with-web-identity` at MinIO with `token`, and nothing else configured.
+pub fn assume_role_at_minio(
+    cluster: &Cluster,
+    token: &str,
+) -> anyhow::Result<std::process::Output> {
+    let home = tempfile::tempdir()?;
+    let args = [
+        "sts",
+        "assume-role-with-web-identity",
+        "--role-arn",
+        &cluster.minio_role_arn,
+        "--role-session-name",
+        "e2e",
+        "--web-identity-token",
+        token,
+    ];
+    run_unmodified(cluster, "aws", &args, &[], home.path())
+}
+
+/// The document the issuer serves at `path` (`/.well-known/openid-configuration`, `/openid/v1/jwks`), as JSON.
+pub async fn issuer_document(cluster: &Cluster, path: &str) -> anyhow::Result<Value> {
+    let url = format!("{}{path}", cluster.issuer_url);
+    let response = cluster.http()?.get(&url).send().await?;
+    response
+        .json()
+        .await
+        .with_context(|| format!("GET {url}: not JSON"))
+}
+
+/// The key IDs of the JWKS at `url`, fetched with `token` as a bearer token when given (the apiserver's needs one).
+pub async fn jwks_kids(
+    http: &reqwest::Client,
+    url: &str,
+    token: Option<&str>,
+) -> anyhow::Result<BTreeSet<String>> {
+    let mut request = http.get(url);
+    if let Some(token) = token {
+        request = request.bearer_auth(token);
+    }
+    let jwks: Value = request.send().await?.error_for_status()?.json().await?;
+    Ok(jwks["keys"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|k| k["kid"].as_str().map(str::to_string))
+        .collect())
 }

@@ -4,20 +4,21 @@
 //! first IAM call, so nothing is created for an issuer STS would not accept.
 
 use std::collections::BTreeMap;
-use std::fmt::Write as _;
 use std::path::PathBuf;
 use std::time::Duration;
 
 use aws_sdk_iam::types::Tag;
-use serde_json::{Value, json};
+use irsa_core::IssuerUrl;
+use irsa_core::issuer_url::UrlError;
+use irsa_core::names::DEFAULT_AUDIENCE;
+use serde_json::Value;
 
 use crate::aws::{Aws, AwsError, AwsOptions, classify};
-use crate::plan::{DesiredProvider, ExistingProvider, ProviderChange, ProviderPlan};
+use crate::plan::report::{self, Outcome, url_warnings};
+use crate::plan::{DesiredProvider, ExistingProvider, Plan, ProviderChange, ProviderPlan};
 use crate::preflight::{self, PreflightError, PreflightReport};
-use crate::provider_url::{ProviderUrl, ProviderUrlError};
 use crate::thumbprint::{self, ThumbprintError, ThumbprintSpec};
 use crate::trust::{Trust, TrustError};
-use crate::trust_policy::DEFAULT_AUDIENCE;
 
 /// IAM keeps at most this many client IDs per provider.
 pub const MAX_CLIENT_IDS: usize = 100;
@@ -71,7 +72,7 @@ pub enum AssociateError {
     Input(String),
     /// The issuer URL is unusable.
     #[error(transparent)]
-    Url(#[from] ProviderUrlError),
+    Url(#[from] UrlError),
     /// `--ca-file` is unusable.
     #[error(transparent)]
     Trust(#[from] TrustError),
@@ -102,51 +103,51 @@ pub struct AssociateReport {
 }
 
 impl AssociateReport {
+    fn outcome(&self) -> Outcome<'_> {
+        Outcome {
+            warnings: &self.warnings,
+            dry_run: self.dry_run,
+            applied: self.applied,
+        }
+    }
+
     /// The report for people.
     pub fn render_text(&self) -> String {
-        let mut out = String::new();
-        for w in &self.warnings {
-            let _ = writeln!(out, "warning: {w}");
-        }
         let p = &self.preflight;
-        let _ = writeln!(
-            out,
-            "preflight: ok: {} and {} ({} RSA, {} EC keys)",
+        let checked = format!(
+            "preflight: ok: {} and {} ({} RSA, {} EC keys)\n",
             p.discovery_url, p.jwks_uri, p.rsa_keys, p.ec_keys
         );
-        out.push_str(&self.plan.render_text());
-        if self.dry_run && self.plan.has_changes() {
-            let _ = writeln!(out, "dry run: nothing changed");
-        }
-        out
+        report::render_text(self.outcome(), &checked, &self.plan)
     }
 
     /// The report for programs.
     pub fn to_json(&self) -> Value {
-        json!({
-            "preflight": self.preflight,
-            "provider": self.plan.to_json(),
-            "warnings": self.warnings,
-            "dry_run": self.dry_run,
-            "applied": self.applied,
-        })
+        let preflight = serde_json::to_value(&self.preflight).unwrap_or_default();
+        report::to_json(
+            self.outcome(),
+            "provider",
+            &self.plan,
+            [("preflight", preflight)],
+        )
     }
 }
 
 /// Runs `associate-oidc-provider`.
 pub async fn associate(opts: &AssociateOptions) -> Result<AssociateReport, AssociateError> {
-    let url = ProviderUrl::parse(&opts.issuer_url)?;
+    let url = IssuerUrl::parse(&opts.issuer_url, false)?;
     let client_ids = client_ids(&opts.client_ids)?;
     check_tags(&opts.tags)?;
-    let mut warnings = url.warnings().to_vec();
+    let mut warnings = url_warnings(&url);
 
     let trust = Trust::load(opts.ca_file.as_deref())?;
     let preflight = preflight::preflight(&url, &trust, opts.timeout).await?;
     warnings.extend(preflight.warnings.iter().cloned());
 
     let mut hosts = vec![(preflight.jwks_host.clone(), preflight.jwks_port)];
-    if hosts[0] != (url.host().to_owned(), url.port()) {
-        hosts.push((url.host().to_owned(), url.port()));
+    let issuer_host = (url.host().to_owned(), url.port_or_default());
+    if hosts[0] != issuer_host {
+        hosts.push(issuer_host);
     }
     let thumbprints = thumbprint::resolve(&opts.thumbprints, &hosts, &trust, opts.timeout)
         .await?
@@ -354,6 +355,72 @@ fn tag_list(tags: &BTreeMap<String, String>) -> Result<Vec<Tag>, AwsError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use irsa_core::Partition;
+
+    /// The forms IAM derives from the issuer URL (the URL rules themselves are core's table): the
+    /// provider ARN in each partition and the discovery URL keep the URL verbatim, trailing slash,
+    /// port and spelling included.
+    #[test]
+    fn issuer_forms_iam_uses() {
+        let url = |u: &str| IssuerUrl::parse(u, false).unwrap();
+        let cases = [
+            (
+                "https://oidc.example.com",
+                Partition::Aws,
+                "arn:aws:iam::111122223333:oidc-provider/oidc.example.com",
+                "https://oidc.example.com/.well-known/openid-configuration",
+            ),
+            (
+                "https://s3.amazonaws.com/bucket/cluster-1",
+                Partition::AwsUsGov,
+                "arn:aws-us-gov:iam::111122223333:oidc-provider/s3.amazonaws.com/bucket/cluster-1",
+                "https://s3.amazonaws.com/bucket/cluster-1/.well-known/openid-configuration",
+            ),
+            (
+                "https://issuer.example.com/tenant/",
+                Partition::AwsCn,
+                "arn:aws-cn:iam::111122223333:oidc-provider/issuer.example.com/tenant/",
+                // Discovery never gets a double slash.
+                "https://issuer.example.com/tenant/.well-known/openid-configuration",
+            ),
+            (
+                "https://127.0.0.1:8443/issuer",
+                Partition::Aws,
+                "arn:aws:iam::111122223333:oidc-provider/127.0.0.1:8443/issuer",
+                "https://127.0.0.1:8443/issuer/.well-known/openid-configuration",
+            ),
+            (
+                "https://Example.com/x",
+                Partition::Aws,
+                "arn:aws:iam::111122223333:oidc-provider/Example.com/x",
+                "https://Example.com/x/.well-known/openid-configuration",
+            ),
+        ];
+        for (raw, partition, arn, discovery) in cases {
+            let u = url(raw);
+            assert_eq!(u.provider_arn(partition, "111122223333"), arn, "{raw}");
+            assert_eq!(u.discovery_url(), discovery, "{raw}");
+        }
+        // Thumbprints are taken from where a client connects: the parsed host, the default port.
+        let u = url("https://oidc.example.com");
+        assert_eq!((u.host(), u.port_or_default()), ("oidc.example.com", 443));
+        let u = url("https://127.0.0.1:8443/issuer");
+        assert_eq!((u.host(), u.port_or_default()), ("127.0.0.1", 8443));
+        assert_eq!(url("https://[::1]/x").host(), "::1");
+    }
+
+    #[tokio::test]
+    async fn url_errors_come_before_anything_else() {
+        for bad in [
+            "http://example.com",
+            "https://example.com/?a=b",
+            "https://u:p@example.com",
+            "https://h//c",
+        ] {
+            let err = associate(&AssociateOptions::new(bad)).await.unwrap_err();
+            assert!(matches!(err, AssociateError::Url(_)), "{bad}: {err}");
+        }
+    }
 
     #[test]
     fn client_id_defaults_and_bounds() {

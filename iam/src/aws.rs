@@ -11,7 +11,7 @@ use aws_credential_types::provider::error::CredentialsError;
 use aws_sdk_iam::config::{ProvideCredentials, SharedCredentialsProvider};
 use aws_sdk_iam::error::{ProvideErrorMetadata, SdkError};
 
-use crate::provider_url::{Partition, UnknownPartition};
+use irsa_core::arn::{Partition, UnknownPartition};
 use irsa_serve::logging::error_chain;
 
 /// IAM is global; a region is still needed to sign, and this one serves the `aws` partition.

@@ -1,24 +1,21 @@
-//! `create-role`: an IAM role only one service account can assume, its policies, and (optionally)
-//! the ServiceAccount's `eks.amazonaws.com/role-arn` annotation. The counterpart of
-//! `eksctl create iamserviceaccount`, without CloudFormation.
+//! `create-role`: an IAM role only one service account can assume and its policies; with
+//! `--annotate-service-account`, the ServiceAccount's role annotation too ([`crate::service_account`]).
+//! The counterpart of `eksctl create iamserviceaccount`, without CloudFormation.
 
-use std::fmt::Write as _;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
-use k8s_openapi::api::core::v1::ServiceAccount;
-use kube::api::{Api, ObjectMeta, Patch, PatchParams, PostParams};
-use serde_json::{Value, json};
+use irsa_core::IssuerUrl;
+use irsa_core::arn::role_arn;
+use irsa_core::issuer_url::UrlError;
+use irsa_core::names::{DEFAULT_ANNOTATION_PREFIX, DEFAULT_AUDIENCE, InvalidAnnotationPrefix};
+use serde_json::Value;
 
 use crate::associate::read_provider;
 use crate::aws::{Aws, AwsError, AwsOptions, classify};
-use crate::plan::{RolePlan, ServiceAccountChange, ServiceAccountPlan, TrustChange};
-use crate::provider_url::{ProviderUrl, ProviderUrlError};
-use crate::trust_policy::{
-    DEFAULT_AUDIENCE, TrustPolicy, TrustPolicyError, decode_policy_document,
-};
-
-/// The annotation the pod-identity webhook reads.
-pub const ROLE_ARN_ANNOTATION: &str = "eks.amazonaws.com/role-arn";
+use crate::plan::report::{self, Outcome, url_warnings};
+use crate::plan::{Plan, RolePlan, TrustChange, dedup};
+use crate::service_account::{self, ServiceAccountError};
+use crate::trust_policy::{TrustPolicy, TrustPolicyError, decode_policy_document};
 
 /// What `create-role` is asked to do.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -37,6 +34,8 @@ pub struct CreateRoleOptions {
     pub audience: String,
     /// Create or annotate the ServiceAccount.
     pub annotate_service_account: bool,
+    /// The annotation prefix (`<prefix>/role-arn`), the webhook's `--annotation-prefix`.
+    pub annotation_prefix: String,
     /// A kubeconfig file (otherwise `KUBECONFIG`, `~/.kube/config`, or in-cluster).
     pub kubeconfig: Option<PathBuf>,
     /// Read and plan, change nothing.
@@ -61,6 +60,7 @@ impl CreateRoleOptions {
             attach_policy_arns: Vec::new(),
             audience: DEFAULT_AUDIENCE.to_owned(),
             annotate_service_account: false,
+            annotation_prefix: DEFAULT_ANNOTATION_PREFIX.to_owned(),
             kubeconfig: None,
             dry_run: false,
             aws: AwsOptions::default(),
@@ -77,7 +77,10 @@ pub enum CreateRoleError {
     Input(String),
     /// The issuer URL is unusable.
     #[error(transparent)]
-    Url(#[from] ProviderUrlError),
+    Url(#[from] UrlError),
+    /// `--annotation-prefix` is not one Kubernetes (and so the webhook) accepts.
+    #[error(transparent)]
+    AnnotationPrefix(#[from] InvalidAnnotationPrefix),
     /// The issuer is not registered in IAM.
     #[error(
         "the OIDC provider {arn} does not exist; register the issuer first: irsa associate-oidc-provider --issuer-url {issuer}"
@@ -94,21 +97,9 @@ pub enum CreateRoleError {
     /// An AWS call failed.
     #[error(transparent)]
     Aws(#[from] AwsError),
-    /// No usable Kubernetes configuration.
-    #[error("cannot configure the Kubernetes client: {0}")]
-    KubeConfig(String),
-    /// A Kubernetes call failed.
-    #[error("{action} ServiceAccount {namespace}/{name}: {source}")]
-    Kube {
-        /// What was attempted.
-        action: &'static str,
-        /// Namespace.
-        namespace: String,
-        /// Name.
-        name: String,
-        /// The client's error.
-        source: Box<kube::Error>,
-    },
+    /// The ServiceAccount could not be read or written.
+    #[error(transparent)]
+    ServiceAccount(#[from] ServiceAccountError),
 }
 
 /// What `create-role` found and did.
@@ -125,42 +116,37 @@ pub struct CreateRoleReport {
 }
 
 impl CreateRoleReport {
+    fn outcome(&self) -> Outcome<'_> {
+        Outcome {
+            warnings: &self.warnings,
+            dry_run: self.dry_run,
+            applied: self.applied,
+        }
+    }
+
     /// The report for people.
     pub fn render_text(&self) -> String {
-        let mut out = String::new();
-        for w in &self.warnings {
-            let _ = writeln!(out, "warning: {w}");
-        }
-        out.push_str(&self.plan.render_text());
-        if self.dry_run && self.plan.has_changes() {
-            let _ = writeln!(out, "dry run: nothing changed");
-        }
-        out
+        report::render_text(self.outcome(), "", &self.plan)
     }
 
     /// The report for programs.
     pub fn to_json(&self) -> Value {
-        json!({
-            "role": self.plan.to_json(),
-            "warnings": self.warnings,
-            "dry_run": self.dry_run,
-            "applied": self.applied,
-        })
+        report::to_json(self.outcome(), "role", &self.plan, [])
     }
 }
 
 /// Runs `create-role`.
 pub async fn create_role(opts: &CreateRoleOptions) -> Result<CreateRoleReport, CreateRoleError> {
-    let url = ProviderUrl::parse(&opts.issuer_url)?;
+    let url = IssuerUrl::parse(&opts.issuer_url, false)?;
     check_inputs(opts)?;
-    let mut warnings = url.warnings().to_vec();
+    // Checked even without --annotate-service-account: the prefix is shared with the webhook, and a
+    // bad one is better reported now than on the run that annotates.
+    let annotation = service_account::role_arn_annotation(&opts.annotation_prefix)?;
+    let mut warnings = url_warnings(&url);
 
     // The cluster first: a broken kubeconfig must not leave a half-done role behind.
     let service_accounts = match opts.annotate_service_account {
-        true => Some(Api::<ServiceAccount>::namespaced(
-            kube_client(opts.kubeconfig.as_deref()).await?,
-            &opts.namespace,
-        )),
+        true => Some(service_account::api(opts.kubeconfig.as_deref(), &opts.namespace).await?),
         false => None,
     };
 
@@ -199,7 +185,16 @@ pub async fn create_role(opts: &CreateRoleOptions) -> Result<CreateRoleReport, C
     );
     let mut plan = plan_role(&aws, opts, &policy).await?;
     if let Some(api) = &service_accounts {
-        plan.service_account = Some(plan_service_account(api, opts, &plan.role_arn).await?);
+        plan.service_account = Some(
+            service_account::plan(
+                api,
+                &opts.namespace,
+                &opts.service_account,
+                &annotation,
+                &plan.role_arn,
+            )
+            .await?,
+        );
     }
 
     let mut applied = false;
@@ -237,7 +232,7 @@ pub async fn create_role(opts: &CreateRoleOptions) -> Result<CreateRoleReport, C
                 .map_err(|e| classify("iam:AttachRolePolicy", Some(&plan.role_arn), e))?;
         }
         if let (Some(api), Some(sa)) = (&service_accounts, &plan.service_account) {
-            apply_service_account(api, sa).await?;
+            service_account::apply(api, sa).await?;
         }
         applied = true;
     }
@@ -316,10 +311,7 @@ async fn plan_role(
     let wanted = dedup(&opts.attach_policy_arns);
     let (role_arn, trust_change, attached) = match role {
         None => (
-            format!(
-                "arn:{}:iam::{}:role/{}",
-                aws.partition, aws.account, opts.role_name
-            ),
+            role_arn(aws.partition, &aws.account, &opts.role_name),
             TrustChange::CreateRole,
             Vec::new(),
         ),
@@ -435,105 +427,6 @@ async fn update_trust(
             .map_err(|e| classify("iam:UpdateAssumeRolePolicy", Some(&plan.role_arn), e))?;
     }
     Ok(())
-}
-
-async fn kube_client(kubeconfig: Option<&Path>) -> Result<kube::Client, CreateRoleError> {
-    // kube builds rustls configs with the process default provider.
-    let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
-    irsa_serve::kube_client::client(kubeconfig)
-        .await
-        .map_err(|e| CreateRoleError::KubeConfig(e.to_string()))
-}
-
-async fn plan_service_account(
-    api: &Api<ServiceAccount>,
-    opts: &CreateRoleOptions,
-    role_arn: &str,
-) -> Result<ServiceAccountPlan, CreateRoleError> {
-    let existing =
-        api.get_opt(&opts.service_account)
-            .await
-            .map_err(|source| CreateRoleError::Kube {
-                action: "read",
-                namespace: opts.namespace.clone(),
-                name: opts.service_account.clone(),
-                source: Box::new(source),
-            })?;
-    let change = match existing {
-        None => ServiceAccountChange::Create,
-        Some(sa) => {
-            let current = sa
-                .metadata
-                .annotations
-                .as_ref()
-                .and_then(|a| a.get(ROLE_ARN_ANNOTATION))
-                .cloned();
-            if current.as_deref() == Some(role_arn) {
-                ServiceAccountChange::None
-            } else {
-                ServiceAccountChange::Annotate { previous: current }
-            }
-        }
-    };
-    Ok(ServiceAccountPlan {
-        namespace: opts.namespace.clone(),
-        name: opts.service_account.clone(),
-        annotation: ROLE_ARN_ANNOTATION.to_owned(),
-        value: role_arn.to_owned(),
-        change,
-    })
-}
-
-async fn apply_service_account(
-    api: &Api<ServiceAccount>,
-    plan: &ServiceAccountPlan,
-) -> Result<(), CreateRoleError> {
-    let kube_error = |action, source| CreateRoleError::Kube {
-        action,
-        namespace: plan.namespace.clone(),
-        name: plan.name.clone(),
-        source: Box::new(source),
-    };
-    let patch = || async {
-        let body = json!({"metadata": {"annotations": {ROLE_ARN_ANNOTATION: plan.value}}});
-        api.patch(&plan.name, &PatchParams::default(), &Patch::Merge(&body))
-            .await
-            .map(drop)
-            .map_err(|e| kube_error("annotate", e))
-    };
-    match plan.change {
-        ServiceAccountChange::None => Ok(()),
-        ServiceAccountChange::Annotate { .. } => patch().await,
-        ServiceAccountChange::Create => {
-            let sa = ServiceAccount {
-                metadata: ObjectMeta {
-                    name: Some(plan.name.clone()),
-                    namespace: Some(plan.namespace.clone()),
-                    annotations: Some(
-                        [(ROLE_ARN_ANNOTATION.to_owned(), plan.value.clone())].into(),
-                    ),
-                    ..Default::default()
-                },
-                ..Default::default()
-            };
-            match api.create(&PostParams::default(), &sa).await {
-                Ok(_) => Ok(()),
-                // Created meanwhile by someone else: annotate theirs.
-                Err(kube::Error::Api(status)) if status.code == 409 => patch().await,
-                Err(e) => Err(kube_error("create", e)),
-            }
-        }
-    }
-}
-
-fn dedup(items: &[String]) -> Vec<String> {
-    let mut out: Vec<String> = Vec::new();
-    for i in items {
-        if !out.contains(i) {
-            out.push(i.clone());
-        }
-    }
-    out
 }
 
 #[cfg(test)]

@@ -2,17 +2,21 @@
 //! (`irsa associate-oidc-provider`) and create roles that exactly one service account can assume
 //! (`irsa create-role`).
 //!
-//! Everything that can be judged without AWS is a pure function here ([`provider_url`],
-//! [`trust_policy`], [`plan`], the JWKS rules in [`preflight`]); the I/O lives in [`aws`],
-//! [`associate`], [`create_role`], and [`cli`] is the only place that speaks `anyhow`.
+//! The rules shared with the webhook and the issuer (issuer URLs, ARNs, JWKS limits, annotation
+//! names) live in [`irsa_core`]. Everything that can be judged without AWS is a pure function here
+//! ([`trust_policy`], [`plan`], the JWKS rules in [`preflight::rules`], the annotation in
+//! [`service_account`]); the I/O lives in [`aws`], [`associate`], [`create_role`],
+//! [`preflight::fetch`], and [`cmd`] is the only place that speaks `anyhow`.
 
 pub mod associate;
 pub mod aws;
-pub mod cli;
+pub mod cmd;
 pub mod create_role;
 pub mod plan;
 pub mod preflight;
-pub mod provider_url;
+pub mod service_account;
 pub mod thumbprint;
 pub mod trust;
 pub mod trust_policy;
+
+pub use irsa_core::{IssuerUrl, Partition};

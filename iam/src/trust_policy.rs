@@ -5,13 +5,10 @@ use serde::Serialize;
 use serde::ser::SerializeMap;
 use serde_json::Value;
 
-use crate::provider_url::ProviderUrl;
+use irsa_core::IssuerUrl;
 
 /// The one action a web-identity trust policy allows.
 pub const ASSUME_ROLE_WITH_WEB_IDENTITY: &str = "sts:AssumeRoleWithWebIdentity";
-
-/// The audience STS expects by default.
-pub const DEFAULT_AUDIENCE: &str = "sts.amazonaws.com";
 
 /// A policy document IAM returned that cannot be read.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -36,7 +33,7 @@ impl TrustPolicy {
     /// The policy for `system:serviceaccount:<namespace>:<service_account>` tokens with `audience`,
     /// issued by `provider` and registered in IAM as `provider_arn`.
     pub fn new(
-        provider: &ProviderUrl,
+        provider: &IssuerUrl,
         provider_arn: &str,
         namespace: &str,
         service_account: &str,
@@ -177,10 +174,11 @@ impl Serialize for SubjectAndAudience<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::provider_url::Partition;
+    use irsa_core::Partition;
+    use irsa_core::names::DEFAULT_AUDIENCE;
 
     fn policy() -> TrustPolicy {
-        let url = ProviderUrl::parse("https://oidc.example.com/cluster-1").unwrap();
+        let url = IssuerUrl::parse("https://oidc.example.com/cluster-1", false).unwrap();
         let arn = url.provider_arn(Partition::Aws, "111122223333");
         TrustPolicy::new(&url, &arn, "team-a", "uploader", DEFAULT_AUDIENCE)
     }

@@ -10,12 +10,13 @@ mod support;
 use std::collections::BTreeMap;
 
 use aws_config::BehaviorVersion;
+use irsa_core::names::DEFAULT_AUDIENCE;
+use irsa_core::{IssuerUrl, Partition};
 use irsa_iam::associate::{AssociateOptions, associate};
 use irsa_iam::create_role::{CreateRoleOptions, create_role};
-use irsa_iam::plan::{ProviderChange, TrustChange};
-use irsa_iam::provider_url::{Partition, ProviderUrl};
+use irsa_iam::plan::{Plan as _, ProviderChange, TrustChange};
 use irsa_iam::thumbprint::Thumbprint;
-use irsa_iam::trust_policy::{DEFAULT_AUDIENCE, TrustPolicy};
+use irsa_iam::trust_policy::TrustPolicy;
 use support::{Pki, TestServer, is_child, rsa_jwks, run_child};
 
 const TEST: &str = "associate_and_create_role_against_moto";
@@ -75,7 +76,7 @@ async fn against_moto() {
     assert_eq!(thumbprints, &[ca_thumbprint.as_str()]);
     assert_eq!(client_ids, &[DEFAULT_AUDIENCE.to_owned()]);
     let arn = report.plan.arn.clone();
-    let url = ProviderUrl::parse(&issuer).unwrap();
+    let url = IssuerUrl::parse(&issuer, false).unwrap();
     assert_eq!(arn, url.provider_arn(Partition::Aws, "123456789012"));
     let got = iam
         .get_open_id_connect_provider()

@@ -4,10 +4,10 @@ mod support;
 
 use std::time::Duration;
 
+use irsa_core::IssuerUrl;
 use irsa_iam::associate::{AssociateError, AssociateOptions, associate};
-use irsa_iam::create_role::{CreateRoleOptions, create_role};
+use irsa_iam::create_role::{CreateRoleError, CreateRoleOptions, create_role};
 use irsa_iam::preflight::{PreflightError, preflight};
-use irsa_iam::provider_url::ProviderUrl;
 use irsa_iam::thumbprint::{self, Thumbprint, ThumbprintError};
 use irsa_iam::trust::Trust;
 use serde_json::json;
@@ -26,7 +26,7 @@ async fn run_preflight(
     pki: &Pki,
     issuer: &str,
 ) -> Result<irsa_iam::preflight::PreflightReport, PreflightError> {
-    let url = ProviderUrl::parse(issuer).unwrap();
+    let url = IssuerUrl::parse(issuer, false).unwrap();
     let trust = Trust::load(Some(&pki.ca_file)).unwrap();
     preflight(&url, &trust, TIMEOUT).await
 }
@@ -115,7 +115,7 @@ async fn preflight_redirect_and_private_ca_without_ca_file() {
 
     // Without --ca-file the private CA is not trusted, as STS would not trust it.
     let issuer = server.serve_issuer("/ok", None, &rsa_jwks());
-    let url = ProviderUrl::parse(&issuer).unwrap();
+    let url = IssuerUrl::parse(&issuer, false).unwrap();
     let err = preflight(&url, &Trust::load(None).unwrap(), TIMEOUT)
         .await
         .unwrap_err();
@@ -253,4 +253,31 @@ async fn broken_kubeconfig_stops_create_role_before_aws() {
         "{line}"
     );
     assert!(line.contains("missing-kubeconfig"), "{line}");
+}
+
+/// `--annotation-prefix` is judged as the webhook judges it, before the cluster or AWS is touched:
+/// the kubeconfig and the profile below would each fail if they were reached.
+#[tokio::test]
+async fn bad_annotation_prefix_stops_create_role_before_anything() {
+    let dir = tempfile::tempdir().unwrap();
+    for bad in [
+        "",
+        "eks.amazonaws.com/",
+        "irsa.example.com/role-arn",
+        "Not_A.Prefix",
+    ] {
+        let mut opts = CreateRoleOptions::new("https://oidc.example.com", "ns", "sa", "role");
+        opts.annotate_service_account = true;
+        opts.annotation_prefix = bad.into();
+        opts.kubeconfig = Some(dir.path().join("missing-kubeconfig"));
+        opts.aws.profile = Some("bogus".into());
+        let err = create_role(&opts).await.unwrap_err();
+        assert!(
+            matches!(err, CreateRoleError::AnnotationPrefix(_)),
+            "{bad:?}: {err}"
+        );
+        let line = one_line(&err);
+        assert!(line.contains("--annotation-prefix"), "{line}");
+        assert!(line.contains(&format!("{bad:?}")), "{line}");
+    }
 }

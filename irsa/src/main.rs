@@ -40,27 +40,27 @@ enum Command {
     #[command(subcommand)]
     Issuer(IssuerCommand),
     /// Register the cluster's issuer as an IAM OIDC identity provider (idempotent; prints its plan).
-    AssociateOidcProvider(irsa_iam::cli::AssociateArgs),
+    AssociateOidcProvider(irsa_iam::cmd::associate::AssociateArgs),
     /// Create (or reconcile) an IAM role that only one service account can assume.
-    CreateRole(irsa_iam::cli::CreateRoleArgs),
+    CreateRole(irsa_iam::cmd::create_role::CreateRoleArgs),
 }
 
 #[derive(Subcommand)]
 enum WebhookCommand {
     /// Serve the admission webhook over HTTPS (POST /mutate), with an admin port for probes and metrics.
-    Serve(Box<irsa_webhook::serve::ServeArgs>),
+    Serve(Box<irsa_webhook::cmd::serve::ServeArgs>),
     /// Show what the webhook would do to a pod, offline: prints the JSON Patch, the mutated pod or the review.
-    Mutate(Box<irsa_webhook::offline::MutateArgs>),
+    Mutate(Box<irsa_webhook::cmd::mutate::MutateArgs>),
 }
 
 #[derive(Subcommand)]
 enum IssuerCommand {
     /// Serve the discovery document and JWKS over HTTPS (or plain HTTP behind an ingress).
-    Serve(Box<irsa_issuer::cli::ServeArgs>),
+    Serve(Box<irsa_issuer::cmd::serve::ServeArgs>),
     /// Write the discovery document and JWKS for static hosting: to a directory or an S3 bucket.
-    Publish(Box<irsa_issuer::cli::PublishArgs>),
+    Publish(Box<irsa_issuer::cmd::publish::PublishArgs>),
     /// Print the JWKS of the given public keys.
-    Jwks(irsa_issuer::cli::JwksArgs),
+    Jwks(irsa_issuer::cmd::jwks::JwksArgs),
 }
 
 fn main() -> std::process::ExitCode {
@@ -101,17 +101,21 @@ async fn start(cli: Cli) -> std::process::ExitCode {
 async fn run(command: Command) -> anyhow::Result<()> {
     let mut out = std::io::stdout();
     match command {
-        Command::Webhook(WebhookCommand::Serve(args)) => irsa_webhook::serve::serve(*args).await,
+        Command::Webhook(WebhookCommand::Serve(args)) => {
+            irsa_webhook::cmd::serve::serve(*args).await
+        }
         Command::Webhook(WebhookCommand::Mutate(args)) => {
-            irsa_webhook::offline::run_mutate(*args, std::io::stdin().lock(), &mut out)
+            irsa_webhook::cmd::mutate::run_mutate(*args, std::io::stdin().lock(), &mut out)
         }
-        Command::Issuer(IssuerCommand::Serve(args)) => irsa_issuer::cli::serve(*args).await,
+        Command::Issuer(IssuerCommand::Serve(args)) => irsa_issuer::cmd::serve::serve(*args).await,
         Command::Issuer(IssuerCommand::Publish(args)) => {
-            irsa_issuer::cli::publish(*args, &mut out).await
+            irsa_issuer::cmd::publish::publish(*args, &mut out).await
         }
-        Command::Issuer(IssuerCommand::Jwks(args)) => irsa_issuer::cli::jwks(args, &mut out),
-        Command::AssociateOidcProvider(args) => irsa_iam::cli::associate(args, &mut out).await,
-        Command::CreateRole(args) => irsa_iam::cli::create_role(args, &mut out).await,
+        Command::Issuer(IssuerCommand::Jwks(args)) => irsa_issuer::cmd::jwks::jwks(args, &mut out),
+        Command::AssociateOidcProvider(args) => {
+            irsa_iam::cmd::associate::associate(args, &mut out).await
+        }
+        Command::CreateRole(args) => irsa_iam::cmd::create_role::create_role(args, &mut out).await,
     }?;
     out.flush()?;
     Ok(())

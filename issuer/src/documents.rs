@@ -8,9 +8,9 @@ use bytes::Bytes;
 use http::HeaderValue;
 use sha2::{Digest, Sha256};
 
-use crate::issuer_url::Routes;
 use crate::keys::PublicKey;
 use crate::metrics::Metrics;
+use crate::paths::Paths;
 use crate::{Warning, discovery, jwks};
 
 /// Both documents with their strong ETags, ready to send.
@@ -31,11 +31,11 @@ pub struct Documents {
 impl Documents {
     /// Renders both documents for `keys` (at most 100 RSA and 100 EC keys are kept; the rest are warned
     /// about).
-    pub fn render(routes: &Routes, keys: &[PublicKey]) -> (Documents, Vec<Warning>) {
+    pub fn render(paths: &Paths, keys: &[PublicKey]) -> (Documents, Vec<Warning>) {
         let rendered = jwks::render(keys);
         let discovery = discovery::render(
-            routes.issuer.as_str(),
-            &routes.jwks_uri,
+            paths.issuer.as_str(),
+            &paths.jwks_uri,
             &rendered.algorithms(),
         );
         let docs = Documents {
@@ -93,16 +93,16 @@ impl DocumentStore {
 /// Renders keys into the store, logging what was left out and keeping the metrics.
 #[derive(Debug, Clone)]
 pub struct Publisher {
-    routes: Arc<Routes>,
+    paths: Arc<Paths>,
     store: Arc<DocumentStore>,
     metrics: Metrics,
 }
 
 impl Publisher {
-    /// A publisher for `routes` into `store`.
-    pub fn new(routes: Arc<Routes>, store: Arc<DocumentStore>, metrics: Metrics) -> Publisher {
+    /// A publisher for `paths` into `store`.
+    pub fn new(paths: Arc<Paths>, store: Arc<DocumentStore>, metrics: Metrics) -> Publisher {
         Publisher {
-            routes,
+            paths,
             store,
             metrics,
         }
@@ -121,7 +121,7 @@ impl Publisher {
     /// Renders and swaps in `keys`. When the documents change, `warnings` (from loading) are logged with the
     /// renderer's own; an unchanged refresh logs nothing. Returns whether the published documents changed.
     pub fn publish(&self, keys: &[PublicKey], warnings: &[Warning]) -> bool {
-        let (docs, render_warnings) = Documents::render(&self.routes, keys);
+        let (docs, render_warnings) = Documents::render(&self.paths, keys);
         let n = docs.keys.len();
         let kids = docs
             .keys

@@ -3,14 +3,12 @@
 
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use irsa_core::jwks::MAX_KEYS_PER_TYPE;
 use serde::Serialize;
 use serde_json::Value;
 
 use crate::Warning;
 use crate::keys::{Algorithm, Curve, KeyParams, LoadedKeys, PublicKey};
-
-/// STS accepts at most this many RSA keys, and as many EC keys, in one JWKS.
-pub const MAX_KEYS_PER_TYPE: usize = 100;
 
 /// Where warnings about a fetched JWKS come from.
 const APISERVER: &str = "apiserver JWKS";

@@ -2,20 +2,21 @@
 //! over HTTPS or published for static hosting (a directory or S3).
 //!
 //! The core is pure (`keys` parsing aside, which reads files): [`keys`] turns PEM into [`keys::PublicKey`]s,
-//! [`jwks`] and [`discovery`] render the two documents, [`documents`] renders both once per key change.
-//! [`server`], [`reload`], [`apiserver`] and [`publish`] do the I/O around it; [`cli`] is the command line.
+//! [`paths`] says where the documents live (the issuer URL itself is `irsa_core`'s), [`jwks`] and
+//! [`discovery`] render the two documents, [`documents`] renders both once per key change.
+//! [`routes`] (the HTTP router), [`reload`], [`apiserver`] and [`publish`] do the I/O around it; [`cmd`] is the command line.
 
 pub mod apiserver;
-pub mod cli;
+pub mod cmd;
 pub mod discovery;
 pub mod documents;
-pub mod issuer_url;
 pub mod jwks;
 pub mod keys;
 pub mod metrics;
+pub mod paths;
 pub mod publish;
 pub mod reload;
-pub mod server;
+pub mod routes;
 
 use std::fmt;
 

@@ -9,8 +9,8 @@ use aws_sdk_s3::primitives::ByteStream;
 use bytes::Bytes;
 
 use crate::documents::Documents;
-use crate::issuer_url::Routes;
-use crate::server::{DISCOVERY_CONTENT_TYPE, JWKS_CONTENT_TYPE};
+use crate::paths::Paths;
+use crate::routes::{DISCOVERY_CONTENT_TYPE, JWKS_CONTENT_TYPE};
 
 /// Why publication failed.
 #[derive(Debug, thiserror::Error)]
@@ -65,8 +65,8 @@ pub struct PublishedFile {
     pub body: Bytes,
 }
 
-/// The discovery document and the JWKS of `docs`, at the paths of `routes`.
-pub fn files(routes: &Routes, docs: &Documents) -> Result<Vec<PublishedFile>, PublishError> {
+/// The discovery document and the JWKS of `docs`, at `paths`.
+pub fn files(paths: &Paths, docs: &Documents) -> Result<Vec<PublishedFile>, PublishError> {
     let file = |url_path: &str, content_type, body: &Bytes| {
         Ok(PublishedFile {
             url_path: url_path.to_string(),
@@ -77,11 +77,11 @@ pub fn files(routes: &Routes, docs: &Documents) -> Result<Vec<PublishedFile>, Pu
     };
     Ok(vec![
         file(
-            &routes.discovery_path,
+            &paths.discovery_path,
             DISCOVERY_CONTENT_TYPE,
             &docs.discovery,
         )?,
-        file(&routes.jwks_path, JWKS_CONTENT_TYPE, &docs.jwks)?,
+        file(&paths.jwks_path, JWKS_CONTENT_TYPE, &docs.jwks)?,
     ])
 }
 

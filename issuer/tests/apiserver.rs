@@ -4,15 +4,17 @@
 mod common;
 
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use axum::Router;
 use axum::http::StatusCode;
 use axum::routing::get;
 use common::{fixture, reload_errors, wait_for_reload_errors};
-use irsa_issuer::cli::{ServeArgs, run_server};
+use irsa_issuer::cmd::serve::{ServeArgs, run_server};
 use irsa_issuer::{jwks, keys};
+use irsa_serve::args::{AdminArgs, DrainArgs, KubeArgs, ListenArgs, TlsArgs};
 use irsa_serve::{Readiness, Shutdown};
+use irsa_testing::wait::{Check, wait_until};
 use serde_json::{Value, json};
 use tokio::net::TcpListener;
 
@@ -87,18 +89,18 @@ async fn served_kids(client: &reqwest::Client, base: &str) -> Option<Vec<String>
 }
 
 async fn wait_for(client: &reqwest::Client, base: &str, expected: &[&str]) {
-    let deadline = Instant::now() + Duration::from_secs(15);
-    loop {
-        let kids = served_kids(client, base).await;
-        if kids.as_deref().is_some_and(|k| k == expected) {
-            return;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "served {kids:?}, expected {expected:?}"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    wait_until(
+        Duration::from_secs(15),
+        "the expected kids are served",
+        || async {
+            let kids = served_kids(client, base).await;
+            Check::ready_if(kids.as_deref().is_some_and(|k| k == expected), || {
+                format!("served {kids:?}, expected {expected:?}")
+            })
+        },
+    )
+    .await
+    .unwrap();
 }
 
 #[tokio::test]
@@ -118,16 +120,26 @@ async fn republishes_the_cleaned_apiserver_jwks_and_keeps_it_on_errors() {
         issuer_url: base.clone(),
         public_key_files: vec![],
         from_apiserver: true,
-        kubeconfig: Some(kubeconfig(dir.path(), &apiserver)),
+        kube: KubeArgs {
+            kubeconfig: Some(kubeconfig(dir.path(), &apiserver)),
+        },
         jwks_uri: None,
-        tls_cert_file: None,
-        tls_key_file: None,
+        tls: TlsArgs {
+            tls_cert_file: None,
+            tls_key_file: None,
+        },
         plain_http: true,
-        listen: listener.local_addr().unwrap(),
-        admin_listen: admin.local_addr().unwrap(),
+        listen: ListenArgs {
+            listen: listener.local_addr().unwrap(),
+        },
+        admin: AdminArgs {
+            admin_listen: admin.local_addr().unwrap(),
+        },
         max_age: 3600,
         reload_interval: Some(Duration::from_millis(100)),
-        drain_timeout: Duration::from_secs(1),
+        drain: DrainArgs {
+            drain_timeout: Duration::from_secs(1),
+        },
     };
     let shutdown = Shutdown::new(Duration::from_secs(1));
     let readiness = Readiness::new();

@@ -399,3 +399,71 @@ fn at_most_100_keys_of_each_type() {
         rendered.warnings[0]
     );
 }
+
+#[test]
+fn a_broken_pem_section_refuses_the_whole_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let good = std::fs::read_to_string(fixture("p256.pub")).unwrap();
+    for (name, content, says) in [
+        // Truncated: a good key, then a BEGIN line without its END.
+        (
+            "truncated.pem",
+            format!("{good}-----BEGIN PUBLIC KEY-----\nMFkwEwYHKoZIzj0CAQYI\n"),
+            "END",
+        ),
+        // Not base64.
+        (
+            "garbled.pem",
+            format!(
+                "{good}-----BEGIN PUBLIC KEY-----\n!!!not base64!!!\n-----END PUBLIC KEY-----\n"
+            ),
+            "invalid data",
+        ),
+        // Labels that do not match.
+        (
+            "mismatched.pem",
+            "-----BEGIN PUBLIC KEY-----\nAAEC\n-----END CERTIFICATE-----\n".to_string(),
+            "CERTIFICATE",
+        ),
+    ] {
+        let path = dir.path().join(name);
+        std::fs::write(&path, content).unwrap();
+        let e = keys::load_files(&[path]).unwrap_err();
+        assert!(matches!(e, KeyError::MalformedPem { .. }), "{name}: {e:?}");
+        assert!(
+            e.to_string().contains(name) && e.to_string().contains(says),
+            "{e}"
+        );
+    }
+}
+
+#[test]
+fn a_legacy_encrypted_key_is_named_as_such() {
+    let dir = tempfile::tempdir().unwrap();
+    let enc = dir.path().join("legacy.key");
+    std::fs::write(
+        &enc,
+        "-----BEGIN RSA PRIVATE KEY-----\nProc-Type: 4,ENCRYPTED\nDEK-Info: AES-128-CBC,00112233445566778899AABBCCDDEEFF\n\nAAEC\n-----END RSA PRIVATE KEY-----\n",
+    )
+    .unwrap();
+    let e = keys::load_files(std::slice::from_ref(&enc)).unwrap_err();
+    assert!(matches!(e, KeyError::NoUsableKey { .. }), "{e:?}");
+    assert!(
+        e.to_string().contains("legacy.key")
+            && e.to_string()
+                .contains("RSA PRIVATE KEY is encrypted: give the public key instead"),
+        "{e}"
+    );
+    // Next to a usable key it is a warning, and the usable key is published.
+    let mut pem = std::fs::read(fixture("p256.pub")).unwrap();
+    pem.extend(std::fs::read(&enc).unwrap());
+    let mixed = dir.path().join("mixed.pem");
+    std::fs::write(&mixed, pem).unwrap();
+    let loaded = keys::load_files(&[mixed]).unwrap();
+    assert_eq!(loaded.keys.len(), 1);
+    assert!(
+        loaded.warnings[0].message.contains("is encrypted"),
+        "{}",
+        loaded.warnings[0]
+    );
+}

@@ -3,7 +3,8 @@
 mod common;
 
 use common::{fixture, kid_of};
-use irsa_issuer::cli::{JwksArgs, PublishArgs, jwks, publish};
+use irsa_issuer::cmd::jwks::{JwksArgs, jwks};
+use irsa_issuer::cmd::publish::{PublishArgs, publish};
 use serde_json::Value;
 
 fn args(out: Option<std::path::PathBuf>, dry_run: bool) -> PublishArgs {
@@ -213,8 +214,8 @@ async fn s3_upload_sets_content_type_and_cache_control_and_no_acl() {
         .build();
     let client = aws_sdk_s3::Client::from_conf(config);
 
-    let routes = irsa_issuer::issuer_url::Routes::new(
-        irsa_issuer::issuer_url::IssuerUrl::parse("https://oidc.example.com/prod", false).unwrap(),
+    let paths = irsa_issuer::paths::Paths::new(
+        irsa_core::IssuerUrl::parse("https://oidc.example.com/prod", false).unwrap(),
         None,
         false,
     )
@@ -222,8 +223,8 @@ async fn s3_upload_sets_content_type_and_cache_control_and_no_acl() {
     let keys = irsa_issuer::keys::load_files(&[fixture("p256.pub")])
         .unwrap()
         .keys;
-    let (docs, _) = irsa_issuer::documents::Documents::render(&routes, &keys);
-    let files = irsa_issuer::publish::files(&routes, &docs).unwrap();
+    let (docs, _) = irsa_issuer::documents::Documents::render(&paths, &keys);
+    let files = irsa_issuer::publish::files(&paths, &docs).unwrap();
     let target = irsa_issuer::publish::S3Uri::parse("s3://bucket/site").unwrap();
     let written = irsa_issuer::publish::upload(&client, &target, &files, 300)
         .await

@@ -3,11 +3,14 @@
 mod common;
 
 use std::path::{Path, PathBuf};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use common::{fixture, kid_of, wait_for_reload_errors};
-use irsa_issuer::cli::{ServeArgs, run_server};
+use irsa_issuer::cmd::serve::{ServeArgs, run_server};
+use irsa_serve::args::{AdminArgs, DrainArgs, KubeArgs, ListenArgs, TlsArgs};
 use irsa_serve::{Readiness, Shutdown};
+use irsa_testing::pki::Ca;
+use irsa_testing::wait::{Check, wait_until};
 use reqwest::StatusCode;
 use serde_json::Value;
 use tokio::net::TcpListener;
@@ -20,21 +23,12 @@ struct Tls {
 
 /// A CA and a leaf for 127.0.0.1 signed by it; the chain file holds leaf then CA.
 fn make_tls(dir: &Path) -> Tls {
-    use rcgen::{BasicConstraints, CertificateParams, IsCa, Issuer, KeyPair};
-    let ca_key = KeyPair::generate().unwrap();
-    let mut ca_params = CertificateParams::new(Vec::<String>::new()).unwrap();
-    ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-    let ca = ca_params.self_signed(&ca_key).unwrap();
-    let issuer = Issuer::from_params(&ca_params, &ca_key);
-    let leaf_key = KeyPair::generate().unwrap();
-    let leaf = CertificateParams::new(vec!["127.0.0.1".to_string()])
-        .unwrap()
-        .signed_by(&leaf_key, &issuer)
-        .unwrap();
+    let ca = Ca::new("irsa issuer test CA");
+    let leaf = ca.leaf(&["127.0.0.1"]);
     let cert = dir.join("tls.crt");
     let key = dir.join("tls.key");
-    std::fs::write(&cert, format!("{}{}", leaf.pem(), ca.pem())).unwrap();
-    std::fs::write(&key, leaf_key.serialize_pem()).unwrap();
+    std::fs::write(&cert, &leaf.chain_pem).unwrap();
+    std::fs::write(&key, &leaf.key_pem).unwrap();
     Tls {
         ca_pem: ca.pem(),
         cert,
@@ -78,16 +72,24 @@ async fn start(issuer_path: &str, key_files: Vec<PathBuf>, dir: tempfile::TempDi
         issuer_url: format!("{base}{issuer_path}"),
         public_key_files: key_files,
         from_apiserver: false,
-        kubeconfig: None,
+        kube: KubeArgs { kubeconfig: None },
         jwks_uri: None,
-        tls_cert_file: Some(tls.cert.clone()),
-        tls_key_file: Some(tls.key.clone()),
+        tls: TlsArgs {
+            tls_cert_file: Some(tls.cert.clone()),
+            tls_key_file: Some(tls.key.clone()),
+        },
         plain_http: false,
-        listen: listener.local_addr().unwrap(),
-        admin_listen: admin.local_addr().unwrap(),
+        listen: ListenArgs {
+            listen: listener.local_addr().unwrap(),
+        },
+        admin: AdminArgs {
+            admin_listen: admin.local_addr().unwrap(),
+        },
         max_age: 3600,
         reload_interval: Some(Duration::from_millis(100)),
-        drain_timeout: Duration::from_secs(2),
+        drain: DrainArgs {
+            drain_timeout: Duration::from_secs(2),
+        },
     };
     let shutdown = Shutdown::new(Duration::from_secs(2));
     let task = tokio::spawn(run_server(
@@ -290,18 +292,18 @@ async fn kids_served(s: &Running) -> Vec<String> {
 }
 
 async fn wait_for_kids(s: &Running, expected: &[String]) {
-    let deadline = Instant::now() + Duration::from_secs(10);
-    loop {
-        let kids = kids_served(s).await;
-        if kids == expected {
-            return;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "served {kids:?}, expected {expected:?}"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    wait_until(
+        Duration::from_secs(10),
+        "the expected kids are served",
+        || async {
+            let kids = kids_served(s).await;
+            Check::ready_if(kids == expected, || {
+                format!("served {kids:?}, expected {expected:?}")
+            })
+        },
+    )
+    .await
+    .unwrap();
 }
 
 #[tokio::test]
@@ -426,16 +428,24 @@ async fn refuses_to_start_on_bad_input() {
         issuer_url: issuer.to_string(),
         public_key_files: files,
         from_apiserver: false,
-        kubeconfig: None,
+        kube: KubeArgs { kubeconfig: None },
         jwks_uri: None,
-        tls_cert_file: None,
-        tls_key_file: None,
+        tls: TlsArgs {
+            tls_cert_file: None,
+            tls_key_file: None,
+        },
         plain_http: plain,
-        listen: "127.0.0.1:0".parse().unwrap(),
-        admin_listen: "127.0.0.1:0".parse().unwrap(),
+        listen: ListenArgs {
+            listen: "127.0.0.1:0".parse().unwrap(),
+        },
+        admin: AdminArgs {
+            admin_listen: "127.0.0.1:0".parse().unwrap(),
+        },
         max_age: 3600,
         reload_interval: None,
-        drain_timeout: Duration::from_secs(1),
+        drain: DrainArgs {
+            drain_timeout: Duration::from_secs(1),
+        },
     };
     let run = |args: ServeArgs| async move {
         let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -494,16 +504,24 @@ async fn plain_http_for_tests() {
         issuer_url: base.clone(),
         public_key_files: vec![fixture("p256.pub")],
         from_apiserver: false,
-        kubeconfig: None,
+        kube: KubeArgs { kubeconfig: None },
         jwks_uri: Some("https://cdn.example/keys/jwks.json".into()),
-        tls_cert_file: None,
-        tls_key_file: None,
+        tls: TlsArgs {
+            tls_cert_file: None,
+            tls_key_file: None,
+        },
         plain_http: true,
-        listen: listener.local_addr().unwrap(),
-        admin_listen: admin.local_addr().unwrap(),
+        listen: ListenArgs {
+            listen: listener.local_addr().unwrap(),
+        },
+        admin: AdminArgs {
+            admin_listen: admin.local_addr().unwrap(),
+        },
         max_age: 60,
         reload_interval: None,
-        drain_timeout: Duration::from_secs(1),
+        drain: DrainArgs {
+            drain_timeout: Duration::from_secs(1),
+        },
     };
     let shutdown = Shutdown::new(Duration::from_secs(1));
     let task = tokio::spawn(run_server(

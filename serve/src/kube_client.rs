@@ -1,5 +1,5 @@
-//! The Kubernetes client every irsa command builds the same way: `--kubeconfig` when given, else the
-//! in-cluster configuration, else `$KUBECONFIG` / `~/.kube/config`.
+//! The Kubernetes client every irsa command builds the same way: `--kubeconfig` when given, else what kube's
+//! `Config::infer` finds: `$KUBECONFIG` / `~/.kube/config` first, then the in-cluster configuration.
 
 use std::path::{Path, PathBuf};
 
@@ -33,7 +33,8 @@ pub enum KubeClientError {
     Build(#[source] kube::Error),
 }
 
-/// A client from `kubeconfig`, or the inferred configuration.
+/// A client from `kubeconfig`, or else the inferred configuration (`$KUBECONFIG` / `~/.kube/config`, then
+/// in-cluster).
 pub async fn client(kubeconfig: Option<&Path>) -> Result<kube::Client, KubeClientError> {
     let config = match kubeconfig {
         Some(path) => {

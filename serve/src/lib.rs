@@ -5,18 +5,22 @@
 //! plain HTTP and drains it gracefully; [`admin`] is the separate admin port (`/livez`, `/readyz`,
 //! `/metrics`); [`shutdown`] turns SIGTERM into a drain and a second signal into an immediate exit;
 //! [`logging`] sets up `tracing` from `--log-format` / `--log-level`; [`certificate`] reads a certificate's
-//! expiry.
+//! expiry. [`args`] holds the flag groups every server flattens into its command, and [`runtime`] the one
+//! start-up they share: listeners, registry, readiness, signals, the admin and the main server, drain.
 
 pub mod admin;
+pub mod args;
 pub mod certificate;
 pub mod duration;
 pub mod kube_client;
 pub mod logging;
 pub mod readiness;
+pub mod runtime;
 mod server;
 pub mod shutdown;
 pub mod tls;
 
 pub use readiness::Readiness;
+pub use runtime::{Listeners, Runtime};
 pub use server::serve;
 pub use shutdown::Shutdown;

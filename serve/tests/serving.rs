@@ -9,48 +9,7 @@ use axum::Router;
 use axum::routing::get;
 use irsa_serve::tls::{ReloadingConfig, TlsFiles};
 use irsa_serve::{Readiness, Shutdown, admin, serve};
-use rcgen::{BasicConstraints, CertificateParams, CertifiedIssuer, IsCa, KeyPair};
-
-struct Ca {
-    issuer: CertifiedIssuer<'static, KeyPair>,
-}
-
-impl Ca {
-    fn new(name: &str) -> Self {
-        let mut params = CertificateParams::new(Vec::<String>::new()).unwrap();
-        params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-        params
-            .distinguished_name
-            .push(rcgen::DnType::CommonName, name);
-        let issuer = CertifiedIssuer::self_signed(params, KeyPair::generate().unwrap()).unwrap();
-        Self { issuer }
-    }
-
-    fn pem(&self) -> String {
-        self.issuer.pem()
-    }
-
-    /// A leaf for 127.0.0.1, as (chain PEM, key PEM).
-    fn leaf(&self) -> (String, String) {
-        self.leaf_with(CertificateParams::new(vec!["127.0.0.1".to_string()]).unwrap())
-    }
-
-    /// A leaf for 127.0.0.1 valid until the end of that day (UTC).
-    fn leaf_until(&self, year: i32, month: u8, day: u8) -> (String, String) {
-        let mut params = CertificateParams::new(vec!["127.0.0.1".to_string()]).unwrap();
-        params.not_after = rcgen::date_time_ymd(year, month, day);
-        self.leaf_with(params)
-    }
-
-    fn leaf_with(&self, mut params: CertificateParams) -> (String, String) {
-        params
-            .subject_alt_names
-            .push(rcgen::SanType::DnsName("localhost".try_into().unwrap()));
-        let key = KeyPair::generate().unwrap();
-        let cert = params.signed_by(&key, &self.issuer).unwrap();
-        (cert.pem(), key.serialize_pem())
-    }
-}
+use irsa_testing::pki::{Ca, LOOPBACK, Leaf};
 
 /// Writes a Kubernetes Secret-volume layout: `<dir>/..<ts>/{tls.crt,tls.key}`, `..data -> ..<ts>`, and
 /// `tls.crt -> ..data/tls.crt`. Calling it again swaps `..data` atomically, as the kubelet does.
@@ -100,7 +59,11 @@ async fn certificate_swapped_through_data_symlink_is_served_to_the_next_connecti
     install_provider();
     let dir = tempfile::tempdir().unwrap();
     let (old_ca, new_ca) = (Ca::new("old-ca"), Ca::new("new-ca"));
-    let (cert, key) = old_ca.leaf();
+    let Leaf {
+        cert_pem: cert,
+        key_pem: key,
+        ..
+    } = old_ca.leaf(LOOPBACK);
     write_secret_volume(dir.path(), 1, &cert, &key);
     let files = TlsFiles {
         cert: dir.path().join("tls.crt"),
@@ -126,7 +89,11 @@ async fn certificate_swapped_through_data_symlink_is_served_to_the_next_connecti
         "the new CA must not verify the old certificate"
     );
 
-    let (cert, key) = new_ca.leaf();
+    let Leaf {
+        cert_pem: cert,
+        key_pem: key,
+        ..
+    } = new_ca.leaf(LOOPBACK);
     write_secret_volume(dir.path(), 2, &cert, &key);
     assert_eq!(
         client(&new_ca.pem())
@@ -161,7 +128,11 @@ fn the_expiry_metric_follows_the_certificate_in_use() {
     install_provider();
     let dir = tempfile::tempdir().unwrap();
     let ca = Ca::new("ca");
-    let (cert, key) = ca.leaf_until(2031, 5, 17);
+    let Leaf {
+        cert_pem: cert,
+        key_pem: key,
+        ..
+    } = ca.leaf_expiring(LOOPBACK, 2031, 5, 17);
     write_secret_volume(dir.path(), 1, &cert, &key);
     let files = TlsFiles {
         cert: dir.path().join("tls.crt"),
@@ -175,7 +146,11 @@ fn the_expiry_metric_follows_the_certificate_in_use() {
     assert_eq!(expiry_sample(&registry), Some(may_2031));
 
     // Renewed: the metric moves when the server takes the new pair up (the next connection).
-    let (cert, key) = ca.leaf_until(2032, 1, 2);
+    let Leaf {
+        cert_pem: cert,
+        key_pem: key,
+        ..
+    } = ca.leaf_expiring(LOOPBACK, 2032, 1, 2);
     write_secret_volume(dir.path(), 2, &cert, &key);
     let _ = config.current();
     let january_2032 = rcgen::date_time_ymd(2032, 1, 2).unix_timestamp();
@@ -192,7 +167,11 @@ async fn a_broken_update_keeps_the_previous_certificate() {
     install_provider();
     let dir = tempfile::tempdir().unwrap();
     let ca = Ca::new("ca");
-    let (cert, key) = ca.leaf();
+    let Leaf {
+        cert_pem: cert,
+        key_pem: key,
+        ..
+    } = ca.leaf(LOOPBACK);
     write_secret_volume(dir.path(), 1, &cert, &key);
     let files = TlsFiles {
         cert: dir.path().join("tls.crt"),

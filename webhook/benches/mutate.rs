@@ -9,6 +9,7 @@ use criterion::{Criterion, Throughput, criterion_main};
 use irsa_webhook::{
     config::InjectionConfig,
     mutate::mutate,
+    policy::Policy,
     review::{self, Decision},
     views::ServiceAccountView,
 };
@@ -45,7 +46,7 @@ fn small_review() -> Vec<u8> {
 fn admit(body: &[u8], sa: &ServiceAccountView, cfg: &InjectionConfig) -> Vec<u8> {
     let request = review::decode(body).expect("a valid review");
     let decision = match request.pod.as_ref().filter(|_| request.is_pod_create()) {
-        Some(pod) => Decision::from_mutation(mutate(pod, Some(sa), None, cfg), false),
+        Some(pod) => Policy::default().mutation(mutate(pod, Some(sa), None, cfg)),
         None => Decision::allow(),
     };
     review::response(&request.uid, &decision)

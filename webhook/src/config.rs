@@ -5,22 +5,13 @@
 
 use regex::Regex;
 
-/// Default annotation prefix: the one EKS uses, so manifests written for EKS work unchanged.
-pub const DEFAULT_ANNOTATION_PREFIX: &str = "eks.amazonaws.com";
-/// Default audience of the projected token.
-pub const DEFAULT_TOKEN_AUDIENCE: &str = "sts.amazonaws.com";
-/// Default lifetime of the projected token, in seconds.
+pub use irsa_core::arn::DEFAULT_ROLE_ARN_PATTERN;
+pub use irsa_core::names::{
+    DEFAULT_ANNOTATION_PREFIX, DEFAULT_TOKEN_MOUNT_PATH, MAX_TOKEN_EXPIRATION, MIN_TOKEN_EXPIRATION,
+};
+
+/// Default lifetime of the projected token, in seconds: the longest accepted, as in the reference webhook.
 pub const DEFAULT_TOKEN_EXPIRATION: i64 = MAX_TOKEN_EXPIRATION;
-/// Shortest token lifetime accepted, in seconds (kube-apiserver refuses less than ten minutes).
-pub const MIN_TOKEN_EXPIRATION: i64 = 600;
-/// Longest token lifetime accepted, in seconds (one day, as in the reference webhook).
-pub const MAX_TOKEN_EXPIRATION: i64 = 86_400;
-/// Default directory where the token volume is mounted in each container.
-pub const DEFAULT_TOKEN_MOUNT_PATH: &str = "/var/run/secrets/eks.amazonaws.com/serviceaccount";
-/// Default role ARN pattern: an AWS IAM role ARN in any partition,
-/// `arn:<partition>:iam::<12 digits>:role/<optional path/><name>`.
-pub const DEFAULT_ROLE_ARN_PATTERN: &str =
-    r"^arn:aws(?:-[a-z]+)*:iam::[0-9]{12}:role/(?:[\x21-\x7E]+/)?[A-Za-z0-9_+=,.@-]{1,64}$";
 
 /// The validated injection settings read by [`crate::mutate::mutate`].
 #[derive(Debug, Clone)]
@@ -45,7 +36,7 @@ impl Default for InjectionConfig {
     fn default() -> Self {
         Self {
             annotation_prefix: DEFAULT_ANNOTATION_PREFIX.to_owned(),
-            token_audience: DEFAULT_TOKEN_AUDIENCE.to_owned(),
+            token_audience: irsa_core::names::DEFAULT_AUDIENCE.to_owned(),
             token_expiration: DEFAULT_TOKEN_EXPIRATION,
             token_mount_path: DEFAULT_TOKEN_MOUNT_PATH.to_owned(),
             aws_default_region: None,
@@ -73,9 +64,9 @@ pub enum ConfigError {
         "--token-expiration {0} is out of range: it must be between {MIN_TOKEN_EXPIRATION} and {MAX_TOKEN_EXPIRATION} seconds"
     )]
     TokenExpirationOutOfRange(i64),
-    /// `--annotation-prefix` is empty or contains a `/`.
-    #[error("--annotation-prefix {0:?} must be a non-empty DNS subdomain without '/'")]
-    InvalidAnnotationPrefix(String),
+    /// `--annotation-prefix` is not a DNS subdomain.
+    #[error(transparent)]
+    InvalidAnnotationPrefix(#[from] irsa_core::names::InvalidAnnotationPrefix),
     /// `--token-audience` is empty.
     #[error("--token-audience must not be empty")]
     EmptyTokenAudience,
@@ -126,7 +117,7 @@ pub struct InjectionArgs {
 
     /// Audience of the projected service account token, unless the service account's `<prefix>/audience`
     /// annotation names another.
-    #[arg(long, env = "IRSA_TOKEN_AUDIENCE", default_value = DEFAULT_TOKEN_AUDIENCE, value_name = "AUDIENCE")]
+    #[arg(long, env = "IRSA_TOKEN_AUDIENCE", default_value = irsa_core::names::DEFAULT_AUDIENCE, value_name = "AUDIENCE")]
     pub token_audience: String,
 
     /// Token lifetime in seconds (600 to 86400), unless the pod or the service account sets
@@ -164,7 +155,7 @@ impl Default for InjectionArgs {
     fn default() -> Self {
         Self {
             annotation_prefix: DEFAULT_ANNOTATION_PREFIX.to_owned(),
-            token_audience: DEFAULT_TOKEN_AUDIENCE.to_owned(),
+            token_audience: irsa_core::names::DEFAULT_AUDIENCE.to_owned(),
             token_expiration: DEFAULT_TOKEN_EXPIRATION,
             token_mount_path: DEFAULT_TOKEN_MOUNT_PATH.to_owned(),
             aws_default_region: None,
@@ -177,10 +168,7 @@ impl Default for InjectionArgs {
 impl InjectionArgs {
     /// Validates the flags into the configuration the mutation reads.
     pub fn into_config(self) -> Result<InjectionConfig, ConfigError> {
-        let prefix = self.annotation_prefix.trim();
-        if prefix.is_empty() || prefix.contains('/') {
-            return Err(ConfigError::InvalidAnnotationPrefix(self.annotation_prefix));
-        }
+        let prefix = irsa_core::names::annotation_prefix(&self.annotation_prefix)?;
         let audience = self.token_audience.trim();
         if audience.is_empty() {
             return Err(ConfigError::EmptyTokenAudience);
@@ -310,6 +298,11 @@ mod tests {
         ));
         assert!(matches!(
             parse(&["--annotation-prefix", "a/b"]),
+            Err(ConfigError::InvalidAnnotationPrefix(_))
+        ));
+        // Kubernetes refuses annotation keys whose prefix is not a DNS subdomain: no pod could ever match.
+        assert!(matches!(
+            parse(&["--annotation-prefix", "Example.com"]),
             Err(ConfigError::InvalidAnnotationPrefix(_))
         ));
         assert!(matches!(

@@ -2,24 +2,26 @@
 //!
 //! - [`mutate`] is the pure core: pod JSON + ServiceAccount view + Namespace view + config -> JSON Patch and
 //!   warnings. The pod's env, mounts and volume are built there.
+//! - [`policy`] decides, from what the mutation and the lookups report, whether a pod is admitted or denied
+//!   (`--on-lookup-failure`, `--on-forbidden-role`).
 //! - [`review`] decodes and encodes `admission.k8s.io/v1` AdmissionReviews.
 //! - [`cache`], [`watcher`] and [`lookup`] know ServiceAccounts and Namespaces: an index fed by metadata
 //!   watches, with a coalesced, rate-limited direct GET on a miss.
-//! - [`server`] is `POST /mutate`; [`serve`] wires it all into `irsa webhook serve`; [`offline`] is
+//! - [`routes`] is `POST /mutate`; [`cmd::serve`] wires it all into `irsa webhook serve`; [`cmd::mutate`] is
 //!   `irsa webhook mutate`.
 
 pub mod cache;
+pub mod cmd;
 pub mod config;
 pub mod lookup;
 pub mod metrics;
 pub mod mutate;
-pub mod offline;
 pub mod patch;
 pub mod pod;
+pub mod policy;
 pub mod review;
+pub mod routes;
 pub mod self_signed;
-pub mod serve;
-pub mod server;
 pub mod views;
 pub mod warning;
 pub mod watcher;

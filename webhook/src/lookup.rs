@@ -17,11 +17,13 @@ use k8s_openapi::api::core::v1::{Namespace, ServiceAccount};
 use kube::Api;
 
 use crate::cache::{AccountEntry, Index, NamespaceEntry};
-use crate::metrics::{LookupLabel, Metrics};
+use crate::metrics::{LookupKind, Metrics};
 use crate::views::{NamespaceView, ServiceAccountView};
 
-/// Why a lookup that missed the index could not be completed.
-#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+/// Why a lookup that missed the index could not be completed; the variant's name in kebab-case is its
+/// metric label.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error, strum::IntoStaticStr)]
+#[strum(serialize_all = "kebab-case")]
 #[non_exhaustive]
 pub enum LookupError {
     /// The direct GET did not answer within the lookup timeout.
@@ -31,6 +33,7 @@ pub enum LookupError {
     #[error("too many cache misses: direct lookups are rate-limited")]
     RateLimited,
     /// The apiserver answered with an error.
+    #[strum(serialize = "error")]
     #[error("the apiserver refused the lookup: {0}")]
     Api(String),
 }
@@ -38,11 +41,7 @@ pub enum LookupError {
 impl LookupError {
     /// The metric label.
     pub fn as_str(&self) -> &'static str {
-        match self {
-            Self::Timeout(_) => "timeout",
-            Self::RateLimited => "rate-limited",
-            Self::Api(_) => "error",
-        }
+        self.into()
     }
 }
 
@@ -114,10 +113,7 @@ impl Resolver {
         if let Some(entry) = self.index.service_account(namespace, name) {
             return Ok(entry);
         }
-        self.metrics
-            .cache_misses
-            .get_or_create(&label("serviceaccount", "miss"))
-            .inc();
+        self.metrics.cache_miss(LookupKind::ServiceAccount);
         let key = format!("{namespace}/{name}");
         let api: Api<ServiceAccount> = Api::namespaced(self.client.clone(), namespace);
         let result = self
@@ -135,7 +131,7 @@ impl Resolver {
                 }
             })
             .await;
-        self.record_get("serviceaccount", &result);
+        self.record_get(LookupKind::ServiceAccount, &result);
         match result? {
             Some(entry) => {
                 self.index
@@ -153,10 +149,7 @@ impl Resolver {
         if let Some(entry) = self.index.namespace(name) {
             return Ok(entry);
         }
-        self.metrics
-            .cache_misses
-            .get_or_create(&label("namespace", "miss"))
-            .inc();
+        self.metrics.cache_miss(LookupKind::Namespace);
         let api: Api<Namespace> = Api::all(self.client.clone());
         let result = self
             .namespaces_in_flight
@@ -169,7 +162,7 @@ impl Resolver {
                 }
             })
             .await;
-        self.record_get("namespace", &result);
+        self.record_get(LookupKind::Namespace, &result);
         match result? {
             Some(entry) => {
                 self.index.fill_namespace(name, entry.clone());
@@ -220,21 +213,10 @@ impl Resolver {
         }
     }
 
-    fn record_get<T>(&self, kind: &'static str, result: &Result<Option<T>, LookupError>) {
-        let result = match result {
-            Ok(Some(_)) => "found",
-            Ok(None) => "not-found",
-            Err(err) => err.as_str(),
-        };
-        self.metrics
-            .fallback_gets
-            .get_or_create(&label(kind, result))
-            .inc();
+    fn record_get<T>(&self, kind: LookupKind, result: &Result<Option<T>, LookupError>) {
+        let result = result.as_ref().map(Option::is_some);
+        self.metrics.fallback_get(kind, result);
     }
-}
-
-fn label(kind: &'static str, result: &'static str) -> LookupLabel {
-    LookupLabel { kind, result }
 }
 
 type SharedLookup<V> = Shared<BoxFuture<'static, Result<Option<V>, LookupError>>>;
@@ -318,6 +300,18 @@ impl TokenBucket {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn error_labels() {
+        let labels = [
+            (LookupError::Timeout(Duration::from_secs(1)), "timeout"),
+            (LookupError::RateLimited, "rate-limited"),
+            (LookupError::Api("etcd".into()), "error"),
+        ];
+        for (err, label) in labels {
+            assert_eq!(err.as_str(), label);
+        }
+    }
 
     #[test]
     fn token_bucket_allows_a_burst_then_the_rate() {

@@ -30,7 +30,19 @@ pub mod env {
 }
 
 /// What the mutation decided; doubles as the `outcome` label of the admissions metric.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    Hash,
+    strum::IntoStaticStr,
+    strum::Display,
+    strum::EnumString,
+    strum::VariantArray,
+)]
+#[strum(serialize_all = "kebab-case")]
 #[non_exhaustive]
 pub enum Outcome {
     /// The patch injects something.
@@ -42,7 +54,7 @@ pub enum Outcome {
     /// The pod carries the skip label, or no container is selected or injectable.
     Skipped,
     /// The namespace's `iam.amazonaws.com/permitted` does not admit the role, or is not a valid regex.
-    /// The server chooses between admitting unmutated and denying.
+    /// The [`policy`](crate::policy) chooses between admitting unmutated and denying.
     Forbidden,
     /// The service account's role ARN does not match `--role-arn-pattern`.
     InvalidRoleArn,
@@ -52,41 +64,8 @@ pub enum Outcome {
 
 impl Outcome {
     /// The metric label.
-    pub fn as_str(&self) -> &'static str {
-        match self {
-            Self::Mutated => "mutated",
-            Self::AlreadyMutated => "already-mutated",
-            Self::NotAnnotated => "not-annotated",
-            Self::Skipped => "skipped",
-            Self::Forbidden => "forbidden",
-            Self::InvalidRoleArn => "invalid-role-arn",
-            Self::VolumeConflict => "volume-conflict",
-        }
-    }
-
-    /// Every outcome, for pre-registering metric label values.
-    pub const ALL: &'static [Outcome] = &[
-        Self::Mutated,
-        Self::AlreadyMutated,
-        Self::NotAnnotated,
-        Self::Skipped,
-        Self::Forbidden,
-        Self::InvalidRoleArn,
-        Self::VolumeConflict,
-    ];
-
-    /// Parses a metric label back.
-    pub fn from_label(label: &str) -> Option<Self> {
-        Self::ALL
-            .iter()
-            .copied()
-            .find(|outcome| outcome.as_str() == label)
-    }
-}
-
-impl std::fmt::Display for Outcome {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(self.as_str())
+    pub fn as_str(self) -> &'static str {
+        self.into()
     }
 }
 
@@ -95,10 +74,13 @@ impl std::fmt::Display for Outcome {
 pub struct Mutation {
     /// The JSON Patch against the request's pod; empty when there is nothing to do.
     pub patch: Patch,
-    /// Warnings for the client and the metrics.
+    /// Warnings for the client and the metrics, [`forbidden`](Self::forbidden) excepted.
     pub warnings: Vec<Warning>,
     /// What happened.
     pub outcome: Outcome,
+    /// Why the namespace forbids the role, when it does (outcome [`Outcome::Forbidden`]): the
+    /// [`policy`](crate::policy) makes it the denial message, or the first warning of an admitted pod.
+    pub forbidden: Option<Warning>,
 }
 
 impl Mutation {
@@ -107,7 +89,21 @@ impl Mutation {
             patch: Patch(Vec::new()),
             warnings,
             outcome,
+            forbidden: None,
         }
+    }
+
+    fn forbidden_by(reason: Warning, warnings: Vec<Warning>) -> Self {
+        Self {
+            forbidden: Some(reason),
+            ..Self::without_patch(Outcome::Forbidden, warnings)
+        }
+    }
+
+    /// Every warning, the [`forbidden`](Self::forbidden) one first: what the client of an admitted pod sees,
+    /// and what the warnings metric counts.
+    pub fn all_warnings(&self) -> impl Iterator<Item = &Warning> {
+        self.forbidden.iter().chain(&self.warnings)
     }
 }
 
@@ -146,25 +142,25 @@ pub fn mutate(
         match ns.permits(role_arn) {
             Ok(true) => {}
             Ok(false) => {
-                warnings.push(Warning::new(
+                let reason = Warning::new(
                     WarningReason::ForbiddenRole,
                     format!(
                         "service account {sa_name:?}: role {role_arn:?} is not permitted in this namespace \
                          (iam.amazonaws.com/permitted: {:?}); AWS credentials were not injected",
                         ns.pattern()
                     ),
-                ));
-                return Mutation::without_patch(Outcome::Forbidden, warnings);
+                );
+                return Mutation::forbidden_by(reason, warnings);
             }
             Err((pattern, error)) => {
-                warnings.push(Warning::new(
+                let reason = Warning::new(
                     WarningReason::InvalidNamespaceRegex,
                     format!(
                         "namespace annotation iam.amazonaws.com/permitted {pattern:?} is not a valid regular \
                          expression ({error}); no role is permitted, AWS credentials were not injected"
                     ),
-                ));
-                return Mutation::without_patch(Outcome::Forbidden, warnings);
+                );
+                return Mutation::forbidden_by(reason, warnings);
             }
         }
     }
@@ -233,6 +229,7 @@ pub fn mutate(
         patch: builder.build(),
         warnings,
         outcome,
+        forbidden: None,
     }
 }
 
@@ -564,13 +561,15 @@ mod tests {
 
     #[test]
     fn outcome_labels_are_unique_and_parse_back() {
-        for outcome in Outcome::ALL {
-            assert_eq!(Outcome::from_label(outcome.as_str()), Some(*outcome));
+        use strum::VariantArray as _;
+        for outcome in Outcome::VARIANTS {
+            assert_eq!(outcome.as_str().parse::<Outcome>().ok(), Some(*outcome));
         }
-        let mut labels: Vec<_> = Outcome::ALL.iter().map(Outcome::as_str).collect();
+        let mut labels: Vec<_> = Outcome::VARIANTS.iter().map(|o| o.as_str()).collect();
         labels.sort_unstable();
         labels.dedup();
-        assert_eq!(labels.len(), Outcome::ALL.len());
+        assert_eq!(labels.len(), Outcome::VARIANTS.len());
+        assert_eq!(Outcome::AlreadyMutated.to_string(), "already-mutated");
     }
 
     #[test]

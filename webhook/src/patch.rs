@@ -3,33 +3,14 @@
 //! Only `add` operations are emitted, each on an array the webhook owns an entry of: appending with `/-`
 //! leaves every existing element (and every field the webhook does not know) byte-for-byte as it was.
 
-use std::borrow::Cow;
-
-use json_patch::{AddOperation, Patch, PatchOperation, jsonptr::PointerBuf};
+use json_patch::jsonptr::{PointerBuf, Token};
+use json_patch::{AddOperation, Patch, PatchOperation};
 use serde_json::Value;
 
-/// Escapes one JSON Pointer reference token (RFC 6901): `~` becomes `~0`, `/` becomes `~1`.
-pub fn escape_token(token: &str) -> Cow<'_, str> {
-    if token.contains(['~', '/']) {
-        // `~` first, or the `~` of a fresh `~1` would be escaped again.
-        Cow::Owned(token.replace('~', "~0").replace('/', "~1"))
-    } else {
-        Cow::Borrowed(token)
-    }
-}
-
-/// Builds a JSON Pointer from unescaped reference tokens.
-pub fn pointer<I>(tokens: I) -> PointerBuf
-where
-    I: IntoIterator,
-    I::Item: AsRef<str>,
-{
-    let mut encoded = String::new();
-    for token in tokens {
-        encoded.push('/');
-        encoded.push_str(&escape_token(token.as_ref()));
-    }
-    PointerBuf::parse(encoded).expect("escaped tokens always form a valid JSON Pointer")
+/// Builds a JSON Pointer from unescaped reference tokens; jsonptr escapes them (RFC 6901: `~` is `~0`, `/`
+/// is `~1`), without allocating for a token that needs no escape.
+pub fn pointer<'t>(tokens: impl IntoIterator<Item = &'t str>) -> PointerBuf {
+    PointerBuf::from_tokens(tokens.into_iter().map(Token::new))
 }
 
 /// An `add` operation.
@@ -55,14 +36,15 @@ impl PatchBuilder {
         if items.is_empty() {
             return;
         }
-        let path = parent.iter().copied().chain(std::iter::once(field));
+        let path = pointer(parent.iter().copied().chain([field]));
         if exists {
             for item in items {
-                self.ops
-                    .push(add(pointer(path.clone().chain(std::iter::once("-"))), item));
+                let mut end = path.clone();
+                end.push_back("-");
+                self.ops.push(add(end, item));
             }
         } else {
-            self.ops.push(add(pointer(path), Value::Array(items)));
+            self.ops.push(add(path, Value::Array(items)));
         }
     }
 
@@ -84,12 +66,15 @@ mod tests {
 
     #[test]
     fn escapes_tilde_before_slash() {
-        assert_eq!(escape_token("plain"), "plain");
-        assert!(matches!(escape_token("plain"), Cow::Borrowed(_)));
-        assert_eq!(escape_token("a/b"), "a~1b");
-        assert_eq!(escape_token("a~b"), "a~0b");
-        assert_eq!(escape_token("~/"), "~0~1");
-        assert_eq!(escape_token("~1"), "~01");
+        let escaped = |token: &str| pointer([token]).as_str()[1..].to_owned();
+        assert_eq!(escaped("plain"), "plain");
+        // A token without `~` or `/` is used as it is, not copied.
+        let plain = "plain";
+        assert!(std::ptr::eq(Token::new(plain).encoded(), plain));
+        assert_eq!(escaped("a/b"), "a~1b");
+        assert_eq!(escaped("a~b"), "a~0b");
+        assert_eq!(escaped("~/"), "~0~1");
+        assert_eq!(escaped("~1"), "~01");
         assert_eq!(
             pointer(["metadata", "labels", "kubernetes.io/os"]).as_str(),
             "/metadata/labels/kubernetes.io~1os"

@@ -12,24 +12,24 @@ use serde::{
 };
 use serde_json::{Map, Value};
 
-use crate::{
-    mutate::{Mutation, Outcome},
-    pod,
-};
+use crate::pod;
 
 /// The only AdmissionReview version served.
 pub const API_VERSION: &str = "admission.k8s.io/v1";
 /// The kind of the envelope.
 pub const KIND: &str = "AdmissionReview";
 
-/// Why a request body is not an AdmissionReview this webhook can answer.
-#[derive(Debug, thiserror::Error)]
+/// Why a request body is not an AdmissionReview this webhook can answer; the variant's name in kebab-case is
+/// its log label.
+#[derive(Debug, thiserror::Error, strum::IntoStaticStr)]
+#[strum(serialize_all = "kebab-case")]
 #[non_exhaustive]
 pub enum ReviewError {
     /// The body is not JSON, or a field has the wrong JSON type.
     #[error("the request body is not a JSON AdmissionReview: {0}")]
     Malformed(#[source] serde_json::Error),
     /// `admission.k8s.io/v1beta1`: not served.
+    #[strum(serialize = "v1beta1")]
     #[error(
         "AdmissionReview admission.k8s.io/v1beta1 is not served: set admissionReviewVersions to [v1] in the \
          MutatingWebhookConfiguration"
@@ -50,16 +50,9 @@ pub enum ReviewError {
 }
 
 impl ReviewError {
-    /// A metric label.
+    /// A log label.
     pub fn as_str(&self) -> &'static str {
-        match self {
-            Self::Malformed(_) => "malformed",
-            Self::V1beta1 => "v1beta1",
-            Self::WrongApiVersion(_) => "wrong-api-version",
-            Self::WrongKind(_) => "wrong-kind",
-            Self::MissingRequest => "missing-request",
-            Self::MissingUid => "missing-uid",
-        }
+        self.into()
     }
 }
 
@@ -259,25 +252,6 @@ impl Decision {
             warnings: Vec::new(),
         }
     }
-
-    /// The decision for a mutation: admit with its patch and warnings, or deny a forbidden role when
-    /// `deny_forbidden` (`--on-forbidden-role=deny`).
-    pub fn from_mutation(mutation: Mutation, deny_forbidden: bool) -> Self {
-        let mut warnings: Vec<String> = mutation.warnings.into_iter().map(|w| w.message).collect();
-        if deny_forbidden && mutation.outcome == Outcome::Forbidden {
-            // The forbidden warning becomes the denial message; any other warning stays a warning.
-            let message = if warnings.is_empty() {
-                "the service account's role is not permitted in this namespace".to_owned()
-            } else {
-                warnings.remove(0)
-            };
-            return Self::Deny { message, warnings };
-        }
-        Self::Allow {
-            patch: mutation.patch,
-            warnings,
-        }
-    }
 }
 
 #[derive(Serialize)]
@@ -355,8 +329,8 @@ mod tests {
     use crate::{
         config::InjectionConfig,
         mutate::mutate,
+        policy::{OnFailure, Policy},
         views::ServiceAccountView,
-        warning::{Warning, WarningReason},
     };
     use serde_json::json;
 
@@ -527,7 +501,11 @@ mod tests {
         );
         assert!(!mutation.patch.is_empty());
         let expected_patch = mutation.patch.clone();
-        let bytes = response(&view.uid, &Decision::from_mutation(mutation, true));
+        let policy = Policy {
+            on_forbidden_role: OnFailure::Deny,
+            ..Policy::default()
+        };
+        let bytes = response(&view.uid, &policy.mutation(mutation));
         let out = decode_response(&bytes);
         assert_eq!(out["apiVersion"], "admission.k8s.io/v1");
         assert_eq!(out["kind"], "AdmissionReview");
@@ -562,29 +540,21 @@ mod tests {
     }
 
     #[test]
-    fn forbidden_is_denied_only_when_asked() {
-        let mutation = Mutation {
-            patch: Patch(vec![]),
-            warnings: vec![Warning::new(
-                WarningReason::ForbiddenRole,
-                "role not permitted",
-            )],
-            outcome: Outcome::Forbidden,
-        };
-        let admitted = Decision::from_mutation(mutation.clone(), false);
-        assert_eq!(
-            admitted,
-            Decision::Allow {
-                patch: Patch(vec![]),
-                warnings: vec!["role not permitted".into()]
-            }
-        );
-        let denied = Decision::from_mutation(mutation, true);
-        let out = decode_response(&response("u3", &denied));
-        assert_eq!(
-            out["response"],
-            json!({"uid": "u3", "allowed": false,
-                   "status": {"status": "Failure", "code": 403, "reason": "Forbidden", "message": "role not permitted"}})
-        );
+    fn error_labels_are_the_kebab_case_variant_names() {
+        let malformed = decode(b"[]").unwrap_err();
+        let labels = [
+            (malformed, "malformed"),
+            (ReviewError::V1beta1, "v1beta1"),
+            (
+                ReviewError::WrongApiVersion(String::new()),
+                "wrong-api-version",
+            ),
+            (ReviewError::WrongKind(String::new()), "wrong-kind"),
+            (ReviewError::MissingRequest, "missing-request"),
+            (ReviewError::MissingUid, "missing-uid"),
+        ];
+        for (err, label) in labels {
+            assert_eq!(err.as_str(), label, "{err:?}");
+        }
     }
 }

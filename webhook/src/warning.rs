@@ -4,7 +4,21 @@
 use std::fmt;
 
 /// Why a warning was raised; doubles as the `reason` label of the warnings metric.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    Hash,
+    PartialOrd,
+    Ord,
+    strum::IntoStaticStr,
+    strum::Display,
+    strum::EnumString,
+    strum::VariantArray,
+)]
+#[strum(serialize_all = "kebab-case")]
 #[non_exhaustive]
 pub enum WarningReason {
     /// The service account's role ARN does not match `--role-arn-pattern`.
@@ -31,55 +45,19 @@ pub enum WarningReason {
     UnknownContainer,
     /// A field the webhook appends to (`env`, `volumeMounts`, `volumes`) is not an array.
     MalformedPod,
+    /// The pod's ServiceAccount or Namespace could not be looked up (raised by the server, not the mutation).
+    LookupFailed,
 }
 
 impl WarningReason {
     /// The metric label.
-    pub fn as_str(&self) -> &'static str {
-        match self {
-            Self::InvalidRoleArn => "invalid-role-arn",
-            Self::ForbiddenRole => "forbidden-role",
-            Self::InvalidNamespaceRegex => "invalid-namespace-regex",
-            Self::VolumeConflict => "volume-conflict",
-            Self::MountPathConflict => "mount-path-conflict",
-            Self::HalfConfigured => "half-configured",
-            Self::StaticCredentials => "static-credentials",
-            Self::TokenExpirationClamped => "token-expiration-clamped",
-            Self::TokenExpirationInvalid => "token-expiration-invalid",
-            Self::StsRegionalEndpointsInvalid => "sts-regional-endpoints-invalid",
-            Self::UnknownContainer => "unknown-container",
-            Self::MalformedPod => "malformed-pod",
-        }
+    pub fn as_str(self) -> &'static str {
+        self.into()
     }
 
-    /// Every reason, for pre-registering metric label values.
-    pub const ALL: &'static [WarningReason] = &[
-        Self::InvalidRoleArn,
-        Self::ForbiddenRole,
-        Self::InvalidNamespaceRegex,
-        Self::VolumeConflict,
-        Self::MountPathConflict,
-        Self::HalfConfigured,
-        Self::StaticCredentials,
-        Self::TokenExpirationClamped,
-        Self::TokenExpirationInvalid,
-        Self::StsRegionalEndpointsInvalid,
-        Self::UnknownContainer,
-        Self::MalformedPod,
-    ];
-
-    /// Parses a metric label back (fixtures store reasons by label).
-    pub fn from_label(label: &str) -> Option<Self> {
-        Self::ALL
-            .iter()
-            .copied()
-            .find(|reason| reason.as_str() == label)
-    }
-}
-
-impl fmt::Display for WarningReason {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
+    /// Whether [`mutate`](crate::mutate::mutate) can raise it (the others are the server's).
+    pub fn raised_by_mutation(self) -> bool {
+        self != Self::LookupFailed
     }
 }
 
@@ -112,18 +90,30 @@ impl fmt::Display for Warning {
 mod tests {
     use super::*;
 
+    use strum::VariantArray as _;
+
     #[test]
     fn labels_are_unique_and_parse_back() {
-        let mut labels: Vec<_> = WarningReason::ALL
+        let mut labels: Vec<_> = WarningReason::VARIANTS
             .iter()
-            .map(WarningReason::as_str)
+            .map(|reason| reason.as_str())
             .collect();
         labels.sort_unstable();
         labels.dedup();
-        assert_eq!(labels.len(), WarningReason::ALL.len());
-        for reason in WarningReason::ALL {
-            assert_eq!(WarningReason::from_label(reason.as_str()), Some(*reason));
+        assert_eq!(labels.len(), WarningReason::VARIANTS.len());
+        for reason in WarningReason::VARIANTS {
+            assert_eq!(reason.as_str().parse::<WarningReason>().ok(), Some(*reason));
         }
-        assert_eq!(WarningReason::from_label("nope"), None);
+        assert_eq!("nope".parse::<WarningReason>().ok(), None);
+    }
+
+    #[test]
+    fn labels_are_kebab_case() {
+        assert_eq!(WarningReason::InvalidRoleArn.as_str(), "invalid-role-arn");
+        assert_eq!(
+            WarningReason::StsRegionalEndpointsInvalid.to_string(),
+            "sts-regional-endpoints-invalid"
+        );
+        assert_eq!(WarningReason::LookupFailed.as_str(), "lookup-failed");
     }
 }

@@ -13,8 +13,9 @@ use http_body_util::BodyExt as _;
 use irsa_webhook::cache::{AccountEntry, Index};
 use irsa_webhook::config::InjectionConfig;
 use irsa_webhook::lookup::{LookupLimits, Resolver};
-use irsa_webhook::metrics::Metrics;
-use irsa_webhook::server::{AdmissionState, OnForbiddenRole, OnLookupFailure, router};
+use irsa_webhook::metrics::{Metrics, OutcomeLabel, ReasonLabel};
+use irsa_webhook::policy::{OnFailure, Policy};
+use irsa_webhook::routes::{AdmissionState, router};
 use irsa_webhook::views::ServiceAccountView;
 use serde_json::{Value, json};
 use tower::ServiceExt as _;
@@ -37,7 +38,7 @@ struct Fixture {
     service_account_gets: Arc<AtomicUsize>,
 }
 
-fn fixture(apiserver: Apiserver, on_lookup_failure: OnLookupFailure, timeout: Duration) -> Fixture {
+fn fixture(apiserver: Apiserver, on_lookup_failure: OnFailure, timeout: Duration) -> Fixture {
     let (service, mut handle) =
         tower_test::mock::pair::<Request<kube::client::Body>, http::Response<kube::client::Body>>();
     let service_account_gets = Arc::new(AtomicUsize::new(0));
@@ -110,8 +111,10 @@ fn fixture(apiserver: Apiserver, on_lookup_failure: OnLookupFailure, timeout: Du
     let state = Arc::new(AdmissionState {
         config: InjectionConfig::default(),
         resolver,
-        on_lookup_failure,
-        on_forbidden_role: OnForbiddenRole::Admit,
+        policy: Policy {
+            on_lookup_failure,
+            on_forbidden_role: OnFailure::Admit,
+        },
         metrics,
     });
     Fixture {
@@ -187,11 +190,7 @@ fn injects_role(response: &Value) -> bool {
 
 #[tokio::test]
 async fn cache_hit_mutates_without_asking_the_apiserver() {
-    let f = fixture(
-        Apiserver::Failing,
-        OnLookupFailure::Deny,
-        Duration::from_secs(1),
-    );
+    let f = fixture(Apiserver::Failing, OnFailure::Deny, Duration::from_secs(1));
     let response = admit(&f.state, &review("cached", "app", "u-1")).await;
     assert_eq!(response["uid"], "u-1");
     assert_eq!(response["allowed"], true);
@@ -211,7 +210,7 @@ async fn cache_hit_mutates_without_asking_the_apiserver() {
 async fn a_miss_gets_the_account_at_once_and_concurrent_misses_share_one_get() {
     let f = fixture(
         Apiserver::Annotated,
-        OnLookupFailure::Deny,
+        OnFailure::Deny,
         Duration::from_secs(2),
     );
     let admissions = (0..8).map(|i| {
@@ -237,11 +236,7 @@ async fn a_miss_gets_the_account_at_once_and_concurrent_misses_share_one_get() {
 
 #[tokio::test]
 async fn an_apiserver_error_admits_with_a_warning_by_default() {
-    let f = fixture(
-        Apiserver::Failing,
-        OnLookupFailure::Admit,
-        Duration::from_secs(1),
-    );
+    let f = fixture(Apiserver::Failing, OnFailure::Admit, Duration::from_secs(1));
     let response = admit(&f.state, &review("team", "unknown", "u-1")).await;
     assert_eq!(response["allowed"], true);
     assert!(response.get("patch").is_none());
@@ -252,13 +247,27 @@ async fn an_apiserver_error_admits_with_a_warning_by_default() {
     );
 }
 
+/// A failed lookup is counted under its own warning reason and the `error` outcome, whatever the policy.
+#[tokio::test]
+async fn a_failed_lookup_is_counted() {
+    for policy in [OnFailure::Admit, OnFailure::Deny] {
+        let f = fixture(Apiserver::Failing, policy, Duration::from_secs(1));
+        admit(&f.state, &review("team", "unknown", "u-1")).await;
+        let metrics = &f.state.metrics;
+        let warnings = metrics.warnings.get_or_create(&ReasonLabel {
+            reason: "lookup-failed",
+        });
+        assert_eq!(warnings.get(), 1);
+        let errors = metrics
+            .admissions
+            .get_or_create(&OutcomeLabel { outcome: "error" });
+        assert_eq!(errors.get(), 1);
+    }
+}
+
 #[tokio::test]
 async fn an_apiserver_error_denies_with_on_lookup_failure_deny() {
-    let f = fixture(
-        Apiserver::Failing,
-        OnLookupFailure::Deny,
-        Duration::from_secs(1),
-    );
+    let f = fixture(Apiserver::Failing, OnFailure::Deny, Duration::from_secs(1));
     let response = admit(&f.state, &review("team", "unknown", "u-1")).await;
     assert_eq!(response["allowed"], false);
     assert_eq!(response["status"]["code"], 403);
@@ -275,7 +284,7 @@ async fn an_apiserver_error_denies_with_on_lookup_failure_deny() {
 async fn a_silent_apiserver_times_out_instead_of_hanging_the_admission() {
     let f = fixture(
         Apiserver::Silent,
-        OnLookupFailure::Deny,
+        OnFailure::Deny,
         Duration::from_millis(200),
     );
     let started = std::time::Instant::now();
@@ -296,11 +305,7 @@ async fn a_silent_apiserver_times_out_instead_of_hanging_the_admission() {
 
 #[tokio::test]
 async fn bad_requests_get_the_right_status_and_change_nothing() {
-    let f = fixture(
-        Apiserver::Failing,
-        OnLookupFailure::Deny,
-        Duration::from_secs(1),
-    );
+    let f = fixture(Apiserver::Failing, OnFailure::Deny, Duration::from_secs(1));
     let (status, body) = post(&f.state, "{not json").await;
     assert_eq!(status, StatusCode::BAD_REQUEST);
     assert!(String::from_utf8_lossy(&body).contains("not a JSON AdmissionReview"));
@@ -343,11 +348,7 @@ async fn bad_requests_get_the_right_status_and_change_nothing() {
 
 #[tokio::test]
 async fn other_kinds_and_operations_are_admitted_untouched() {
-    let f = fixture(
-        Apiserver::Failing,
-        OnLookupFailure::Deny,
-        Duration::from_secs(1),
-    );
+    let f = fixture(Apiserver::Failing, OnFailure::Deny, Duration::from_secs(1));
     let mut update = review("cached", "app", "u-1");
     update["request"]["operation"] = json!("UPDATE");
     let response = admit(&f.state, &update).await;
@@ -372,11 +373,7 @@ async fn serves_admissions_over_real_tls() {
         .unwrap();
     std::fs::write(dir.path().join("tls.crt"), cert.pem()).unwrap();
     std::fs::write(dir.path().join("tls.key"), key.serialize_pem()).unwrap();
-    let f = fixture(
-        Apiserver::Failing,
-        OnLookupFailure::Deny,
-        Duration::from_secs(1),
-    );
+    let f = fixture(Apiserver::Failing, OnFailure::Deny, Duration::from_secs(1));
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     let tls = irsa_serve::tls::TlsFiles {

@@ -17,6 +17,7 @@ use anyhow::{Context as _, bail};
 use futures::StreamExt as _;
 use irsa_e2e::cluster::Cluster;
 use irsa_e2e::peers::{Peers, workspace_root};
+use irsa_testing::wait::{Check, Wait};
 use k8s_openapi::api::core::v1::{Namespace, ServiceAccount};
 use kube::Api;
 use kube::api::PostParams;
@@ -283,16 +284,18 @@ async fn bench_memory(cluster: &Cluster, accounts: usize) -> anyhow::Result<()> 
     })
     .await?;
     let created = started.elapsed();
-    let deadline = Instant::now() + Duration::from_secs(300);
-    while cached_accounts(cluster).await? < accounts as u64 {
-        if Instant::now() > deadline {
-            bail!(
-                "the webhook indexed only {} of {accounts} accounts",
-                cached_accounts(cluster).await?
-            );
-        }
-        tokio::time::sleep(Duration::from_millis(500)).await;
-    }
+    Wait::up_to(Duration::from_secs(300))
+        .every(Duration::from_millis(500))
+        .try_until(
+            &format!("the webhook indexes all {accounts} accounts"),
+            || async {
+                let cached = cached_accounts(cluster).await?;
+                anyhow::Ok(Check::ready_if(cached >= accounts as u64, || {
+                    format!("{cached} indexed")
+                }))
+            },
+        )
+        .await?;
     let (rss, peak) = rss_kib(pid)?;
     println!(
         "| webhook RSS with {accounts} ServiceAccounts indexed (1/3 annotated, {namespaces} namespaces; created in {:.0} s) | `/proc/<webhook>/status` | VmRSS {:.1} MB (idle {:.1} MB), VmHWM {:.1} MB |",

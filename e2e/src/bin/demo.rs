@@ -11,7 +11,9 @@ use anyhow::Context as _;
 use base64::Engine as _;
 use irsa_e2e::cluster::{BUCKET, Cluster};
 use irsa_e2e::peers::Peers;
-use irsa_e2e::scenario::{PodWithToken, container, pod_with_token, run_unmodified, token_volume};
+use irsa_e2e::scenario::{
+    PodWithToken, container, issuer_document, pod_with_token, run_unmodified, token_volume,
+};
 use serde_json::Value;
 
 fn step(n: u32, text: &str) {
@@ -61,23 +63,9 @@ async fn demo(down: bool) -> anyhow::Result<()> {
         2,
         "The issuer publishes what STS needs to verify the apiserver's tokens",
     );
-    let http = cluster.http()?;
-    let discovery: Value = http
-        .get(format!(
-            "{}/.well-known/openid-configuration",
-            cluster.issuer_url
-        ))
-        .send()
-        .await?
-        .json()
-        .await?;
+    let discovery = issuer_document(&cluster, "/.well-known/openid-configuration").await?;
     println!("{}", serde_json::to_string_pretty(&discovery)?);
-    let jwks: Value = http
-        .get(format!("{}/openid/v1/jwks", cluster.issuer_url))
-        .send()
-        .await?
-        .json()
-        .await?;
+    let jwks = issuer_document(&cluster, "/openid/v1/jwks").await?;
     println!(
         "JWKS kids: {}",
         jwks["keys"]

@@ -11,7 +11,8 @@ use std::sync::{Arc, Mutex};
 
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, Issuer, KeyPair, KeyUsagePurpose};
+use irsa_testing::pki::{Ca, LOOPBACK};
+use rcgen::KeyPair;
 use rustls_pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
 use serde_json::{Value, json};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -21,7 +22,7 @@ use tokio::net::TcpListener;
 pub struct Pki {
     pub ca_der: CertificateDer<'static>,
     pub leaf_der: CertificateDer<'static>,
-    leaf_key: Vec<u8>,
+    leaf_key: PrivatePkcs8KeyDer<'static>,
     pub ca_file: PathBuf,
     _dir: tempfile::TempDir,
 }
@@ -29,36 +30,22 @@ pub struct Pki {
 impl Pki {
     pub fn new() -> Pki {
         let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
-        let ca_key = KeyPair::generate().unwrap();
-        let mut ca = CertificateParams::new(Vec::<String>::new()).unwrap();
-        ca.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-        ca.distinguished_name
-            .push(DnType::CommonName, "irsa test CA");
-        ca.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign];
-        let ca_cert = ca.self_signed(&ca_key).unwrap();
-        let issuer = Issuer::new(ca, ca_key);
-
-        let leaf_key = KeyPair::generate().unwrap();
-        let mut leaf =
-            CertificateParams::new(vec!["127.0.0.1".into(), "localhost".into()]).unwrap();
-        leaf.distinguished_name
-            .push(DnType::CommonName, "127.0.0.1");
-        let leaf_cert = leaf.signed_by(&leaf_key, &issuer).unwrap();
-
+        let ca = Ca::new("irsa test CA");
+        let leaf = ca.leaf(LOOPBACK);
         let dir = tempfile::tempdir().unwrap();
         let ca_file = dir.path().join("ca.pem");
-        std::fs::write(&ca_file, ca_cert.pem()).unwrap();
+        std::fs::write(&ca_file, ca.pem()).unwrap();
         Pki {
-            ca_der: ca_cert.der().clone(),
-            leaf_der: leaf_cert.der().clone(),
-            leaf_key: leaf_key.serialize_der(),
+            ca_der: ca.der(),
+            leaf_der: leaf.cert_der,
+            leaf_key: leaf.key_der,
             ca_file,
             _dir: dir,
         }
     }
 
     fn server_config(&self, chain: Vec<CertificateDer<'static>>) -> rustls::ServerConfig {
-        let key = PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(self.leaf_key.clone()));
+        let key = PrivateKeyDer::Pkcs8(self.leaf_key.clone_key());
         rustls::ServerConfig::builder_with_provider(Arc::new(
             rustls::crypto::aws_lc_rs::default_provider(),
         ))

@@ -2,6 +2,9 @@
 #![allow(dead_code)]
 
 use std::path::PathBuf;
+use std::time::Duration;
+
+use irsa_testing::wait::{Check, wait_until};
 
 /// A fixture file.
 pub fn fixture(name: &str) -> PathBuf {
@@ -48,12 +51,11 @@ pub async fn reload_errors(admin_base: &str, source: &str) -> u64 {
 
 /// Waits (up to 15 s) until the reload error count of `source` reaches `at_least`.
 pub async fn wait_for_reload_errors(admin_base: &str, source: &str, at_least: u64) {
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(15);
-    while reload_errors(admin_base, source).await < at_least {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "{source}: fewer than {at_least} reload errors"
-        );
-        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-    }
+    let what = format!("{source} counts {at_least} reload errors");
+    wait_until(Duration::from_secs(15), &what, || async {
+        let count = reload_errors(admin_base, source).await;
+        Check::ready_if(count >= at_least, || format!("{count} reload errors"))
+    })
+    .await
+    .unwrap();
 }

@@ -13,7 +13,8 @@ use crate::{
     config::InjectionArgs,
     mutate::mutate,
     pod,
-    review::{self, Decision},
+    policy::Policy,
+    review,
     views::{NamespaceView, ServiceAccountView},
 };
 
@@ -124,7 +125,7 @@ pub fn run_mutate_with_stderr(
     };
 
     let mutation = mutate(&pod, service_account.as_ref(), namespace.as_ref(), &cfg);
-    for warning in &mutation.warnings {
+    for warning in mutation.all_warnings() {
         writeln!(stderr, "warning: {}", warning.message)?;
     }
     writeln!(stderr, "outcome: {}", mutation.outcome)?;
@@ -141,9 +142,10 @@ pub fn run_mutate_with_stderr(
             serde_yaml::to_writer(&mut stdout, &mutated)?;
         }
         OutputFormat::Review => {
+            // The server's default policy: a pod whose role is forbidden is admitted, with the reason as a warning.
             stdout.write_all(&review::response(
                 &uid,
-                &Decision::from_mutation(mutation, false),
+                &Policy::default().mutation(mutation),
             ))?;
             writeln!(stdout)?;
         }

@@ -14,8 +14,8 @@ use http::{HeaderMap, HeaderValue, Method, StatusCode};
 use prometheus_client::metrics::counter::Counter;
 
 use crate::documents::{DocumentStore, Documents};
-use crate::issuer_url::Routes;
 use crate::metrics::Metrics;
+use crate::paths::Paths;
 
 /// The default `Cache-Control: max-age`, in seconds. STS misbehaves with uncacheable JWKS.
 pub const DEFAULT_MAX_AGE: u32 = 3600;
@@ -60,19 +60,14 @@ struct Inner {
     not_found: Counter,
 }
 
-/// The issuer's router: GET and HEAD on the discovery and JWKS paths of `routes`, from `store`, with
+/// The issuer's router: GET and HEAD on the discovery and JWKS paths of `paths`, from `store`, with
 /// `Cache-Control: public, max-age=<max_age>`.
-pub fn router(
-    routes: &Routes,
-    store: Arc<DocumentStore>,
-    metrics: &Metrics,
-    max_age: u32,
-) -> Router {
+pub fn router(paths: &Paths, store: Arc<DocumentStore>, metrics: &Metrics, max_age: u32) -> Router {
     let inner = Arc::new(Inner {
         store,
-        discovery_path: routes.discovery_path.clone(),
-        discovery_alias: routes.discovery_alias.clone(),
-        jwks_path: routes.jwks_path.clone(),
+        discovery_path: paths.discovery_path.clone(),
+        discovery_alias: paths.discovery_alias.clone(),
+        jwks_path: paths.jwks_path.clone(),
         cache_control: HeaderValue::from_str(&format!("public, max-age={max_age}"))
             .expect("a number is a valid header value"),
         discovery_counters: RouteCounters::new(metrics, "discovery"),

@@ -1,7 +1,8 @@
 //! The admission endpoint: `POST /mutate` with an `admission.k8s.io/v1` AdmissionReview.
 //!
 //! The handler decodes the review, looks up the pod's ServiceAccount (and, for annotated ones, its
-//! Namespace's role restriction) through the [`Resolver`], runs the pure [`mutate`], and encodes the answer.
+//! Namespace's role restriction) through the [`Resolver`], runs the pure [`mutate`], lets the [`Policy`] decide,
+//! and encodes the answer.
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -16,29 +17,11 @@ use axum::routing::post;
 use crate::cache::AccountEntry;
 use crate::config::InjectionConfig;
 use crate::lookup::{LookupError, Resolver};
-use crate::metrics::{Metrics, outcome};
+use crate::metrics::{AdmissionOutcome, Metrics, ServerOutcome};
 use crate::mutate::mutate;
+use crate::policy::Policy;
 use crate::review::{self, AdmissionRequestView, Decision};
-
-/// What to do with a pod when its ServiceAccount or Namespace cannot be looked up.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, clap::ValueEnum)]
-pub enum OnLookupFailure {
-    /// Admit the pod without credentials, with a warning the client sees and a metric.
-    #[default]
-    Admit,
-    /// Refuse the pod; the client (a ReplicaSet controller, say) retries.
-    Deny,
-}
-
-/// What to do with a pod whose role its namespace's `iam.amazonaws.com/permitted` does not allow.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, clap::ValueEnum)]
-pub enum OnForbiddenRole {
-    /// Admit the pod without credentials, with a warning.
-    #[default]
-    Admit,
-    /// Refuse the pod.
-    Deny,
-}
+use crate::warning::WarningReason;
 
 /// Everything the admission handler needs.
 pub struct AdmissionState {
@@ -46,10 +29,8 @@ pub struct AdmissionState {
     pub config: InjectionConfig,
     /// ServiceAccount and Namespace lookups.
     pub resolver: Resolver,
-    /// `--on-lookup-failure`.
-    pub on_lookup_failure: OnLookupFailure,
-    /// `--on-forbidden-role`.
-    pub on_forbidden_role: OnForbiddenRole,
+    /// `--on-lookup-failure` and `--on-forbidden-role`.
+    pub policy: Policy,
     /// Where admissions are counted.
     pub metrics: Metrics,
 }
@@ -74,7 +55,7 @@ async fn admit(State(state): State<Arc<AdmissionState>>, body: Bytes) -> Respons
         Err(err) => {
             // Not an admission the apiserver sent: answer 400 so the failure shows in its logs and metrics.
             tracing::warn!(error = %err, reason = err.as_str(), "invalid AdmissionReview");
-            state.metrics.admission(outcome::INVALID_REQUEST);
+            state.metrics.admission(ServerOutcome::InvalidRequest);
             (StatusCode::BAD_REQUEST, format!("{err}\n")).into_response()
         }
     };
@@ -89,9 +70,9 @@ async fn admit(State(state): State<Arc<AdmissionState>>, body: Bytes) -> Respons
 async fn decide(
     state: &AdmissionState,
     request: &AdmissionRequestView,
-) -> (Decision, &'static str) {
+) -> (Decision, AdmissionOutcome) {
     let Some(pod) = request.pod.as_ref().filter(|_| request.is_pod_create()) else {
-        return (Decision::allow(), outcome::IGNORED);
+        return (Decision::allow(), ServerOutcome::Ignored.into());
     };
     let namespace = request.namespace.as_str();
     let account_name = request.service_account_name();
@@ -121,14 +102,11 @@ async fn decide(
         },
     };
     let mutation = mutate(pod, account.view(), restriction.as_deref(), &state.config);
-    for warning in &mutation.warnings {
-        state.metrics.warning(warning.reason.as_str());
+    for warning in mutation.all_warnings() {
+        state.metrics.warning(warning.reason);
     }
-    let outcome = mutation.outcome.as_str();
-    (
-        Decision::from_mutation(mutation, state.on_forbidden_role == OnForbiddenRole::Deny),
-        outcome,
-    )
+    let outcome = mutation.outcome.into();
+    (state.policy.mutation(mutation), outcome)
 }
 
 fn lookup_failed(
@@ -136,33 +114,22 @@ fn lookup_failed(
     request: &AdmissionRequestView,
     what: &str,
     err: &LookupError,
-) -> (Decision, &'static str) {
-    state.metrics.warning("lookup-failed");
+) -> (Decision, AdmissionOutcome) {
+    state.metrics.warning(WarningReason::LookupFailed);
     tracing::warn!(namespace = %request.namespace, pod = %request.pod_name(), %err, "{what} lookup failed");
-    let decision = match state.on_lookup_failure {
-        OnLookupFailure::Admit => Decision::Allow {
-            patch: json_patch::Patch(Vec::new()),
-            warnings: vec![format!(
-                "irsa: could not look up {what} ({err}); the pod was admitted WITHOUT AWS web-identity credentials"
-            )],
-        },
-        OnLookupFailure::Deny => Decision::Deny {
-            message: format!(
-                "irsa: could not look up {what} ({err}); retry, or check the irsa webhook's logs"
-            ),
-            warnings: Vec::new(),
-        },
-    };
-    (decision, outcome::ERROR)
+    (
+        state.policy.lookup_failed(what, err),
+        ServerOutcome::Error.into(),
+    )
 }
 
-fn log_admission(request: &AdmissionRequestView, outcome: &'static str) {
+fn log_admission(request: &AdmissionRequestView, outcome: AdmissionOutcome) {
     tracing::debug!(
         namespace = %request.namespace,
         pod = %request.pod_name(),
         service_account = %request.service_account_name(),
         operation = %request.operation,
-        outcome,
+        outcome = outcome.as_str(),
         "admission"
     );
 }

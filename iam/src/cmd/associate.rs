@@ -1,55 +1,15 @@
-//! The command-line edge: clap arguments for `irsa associate-oidc-provider` and `irsa create-role`,
-//! and the functions that run them and print the report. The only module that speaks `anyhow`.
+//! `irsa associate-oidc-provider`: its flags, and the run that prints the report.
 
 use std::collections::BTreeMap;
 use std::io::Write;
 use std::path::PathBuf;
 
+use irsa_core::names::DEFAULT_AUDIENCE;
+
+use super::{AwsArgs, OutputFormat};
 use crate::associate::AssociateOptions;
-use crate::aws::AwsOptions;
-use crate::create_role::CreateRoleOptions;
 use crate::preflight::STS_TIMEOUT;
 use crate::thumbprint::ThumbprintSpec;
-
-/// How the report is printed.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, clap::ValueEnum)]
-pub enum OutputFormat {
-    /// Lines for people.
-    #[default]
-    Text,
-    /// One JSON object for programs.
-    Json,
-}
-
-/// Where AWS credentials come from, beyond the standard chain (environment, profile, web identity,
-/// container, IMDS). `AWS_ENDPOINT_URL`, `AWS_ENDPOINT_URL_IAM` and `AWS_ENDPOINT_URL_STS` redirect
-/// the calls (to an emulator, for instance).
-#[derive(Debug, Clone, Default, PartialEq, Eq, clap::Args)]
-pub struct AwsArgs {
-    /// AWS region for signing and STS; IAM itself is global. Default: the standard chain, else
-    /// us-east-1.
-    #[arg(long, env = "IRSA_REGION", value_name = "REGION")]
-    pub region: Option<String>,
-
-    /// Named profile from the AWS shared config and credentials files.
-    #[arg(long, env = "IRSA_PROFILE", value_name = "NAME")]
-    pub profile: Option<String>,
-
-    /// Assume this role (sts:AssumeRole) before calling IAM, for instance to act in another
-    /// account.
-    #[arg(long, env = "IRSA_ASSUME_ROLE_ARN", value_name = "ARN")]
-    pub assume_role_arn: Option<String>,
-}
-
-impl From<AwsArgs> for AwsOptions {
-    fn from(a: AwsArgs) -> AwsOptions {
-        AwsOptions {
-            region: a.region,
-            profile: a.profile,
-            assume_role_arn: a.assume_role_arn,
-        }
-    }
-}
 
 /// Register the issuer as an IAM OIDC identity provider, or reconcile the one that exists.
 ///
@@ -68,7 +28,7 @@ pub struct AssociateArgs {
         env = "IRSA_CLIENT_ID",
         value_name = "ID",
         value_delimiter = ',',
-        default_value = crate::trust_policy::DEFAULT_AUDIENCE
+        default_value = DEFAULT_AUDIENCE
     )]
     pub client_ids: Vec<String>,
 
@@ -116,67 +76,6 @@ pub struct AssociateArgs {
     pub aws: AwsArgs,
 }
 
-/// Create (or reconcile the trust policy of) an IAM role only one service account can assume.
-///
-/// Attaches the given managed policies and, with --annotate-service-account, creates or annotates
-/// the ServiceAccount with eks.amazonaws.com/role-arn.
-#[derive(Debug, Clone, PartialEq, Eq, clap::Args)]
-pub struct CreateRoleArgs {
-    /// The issuer URL, as registered with associate-oidc-provider.
-    #[arg(long, env = "IRSA_ISSUER_URL", value_name = "URL")]
-    pub issuer_url: String,
-
-    /// The service account's namespace.
-    #[arg(long, env = "IRSA_NAMESPACE", value_name = "NS")]
-    pub namespace: String,
-
-    /// The service account's name.
-    #[arg(long, env = "IRSA_SERVICE_ACCOUNT", value_name = "NAME")]
-    pub service_account: String,
-
-    /// The IAM role's name.
-    #[arg(long, env = "IRSA_ROLE_NAME", value_name = "NAME")]
-    pub role_name: String,
-
-    /// Managed policy to attach; repeatable. Policies attached otherwise are left alone.
-    #[arg(
-        long = "attach-policy-arn",
-        env = "IRSA_ATTACH_POLICY_ARN",
-        value_name = "ARN",
-        value_delimiter = ','
-    )]
-    pub attach_policy_arns: Vec<String>,
-
-    /// The token audience the trust policy admits (a client ID of the provider).
-    #[arg(
-        long,
-        env = "IRSA_AUDIENCE",
-        value_name = "AUD",
-        default_value = crate::trust_policy::DEFAULT_AUDIENCE
-    )]
-    pub audience: String,
-
-    /// Create the ServiceAccount, or merge-patch it, with eks.amazonaws.com/role-arn = the role.
-    #[arg(long, env = "IRSA_ANNOTATE_SERVICE_ACCOUNT")]
-    pub annotate_service_account: bool,
-
-    /// Kubeconfig file; default: KUBECONFIG, ~/.kube/config, or the in-cluster service account.
-    #[arg(long, env = "IRSA_KUBECONFIG", value_name = "FILE")]
-    pub kubeconfig: Option<PathBuf>,
-
-    /// Read and print the plan; change nothing.
-    #[arg(long, env = "IRSA_DRY_RUN")]
-    pub dry_run: bool,
-
-    /// Report format.
-    #[arg(long, env = "IRSA_OUTPUT", value_enum, default_value_t)]
-    pub output: OutputFormat,
-
-    /// AWS credentials, region and role.
-    #[command(flatten)]
-    pub aws: AwsArgs,
-}
-
 fn parse_tag(s: &str) -> Result<(String, String), String> {
     match s.split_once('=') {
         Some((k, v)) if !k.is_empty() => Ok((k.to_owned(), v.to_owned())),
@@ -198,39 +97,12 @@ pub async fn associate(args: AssociateArgs, out: &mut (dyn Write + Send)) -> any
         timeout: STS_TIMEOUT,
     };
     let report = crate::associate::associate(&opts).await?;
-    match args.output {
-        OutputFormat::Text => out.write_all(report.render_text().as_bytes())?,
-        OutputFormat::Json => print_json(out, &report.to_json())?,
-    }
-    Ok(())
-}
-
-/// Runs `create-role` and prints its report to `out`.
-pub async fn create_role(args: CreateRoleArgs, out: &mut (dyn Write + Send)) -> anyhow::Result<()> {
-    let opts = CreateRoleOptions {
-        issuer_url: args.issuer_url,
-        namespace: args.namespace,
-        service_account: args.service_account,
-        role_name: args.role_name,
-        attach_policy_arns: args.attach_policy_arns,
-        audience: args.audience,
-        annotate_service_account: args.annotate_service_account,
-        kubeconfig: args.kubeconfig,
-        dry_run: args.dry_run,
-        aws: args.aws.into(),
-    };
-    let report = crate::create_role::create_role(&opts).await?;
-    match args.output {
-        OutputFormat::Text => out.write_all(report.render_text().as_bytes())?,
-        OutputFormat::Json => print_json(out, &report.to_json())?,
-    }
-    Ok(())
-}
-
-fn print_json(out: &mut (dyn Write + Send), v: &serde_json::Value) -> anyhow::Result<()> {
-    serde_json::to_writer_pretty(&mut *out, v)?;
-    writeln!(out)?;
-    Ok(())
+    super::print(
+        out,
+        args.output,
+        || report.render_text(),
+        || report.to_json(),
+    )
 }
 
 #[cfg(test)]
@@ -241,7 +113,6 @@ mod tests {
     #[derive(Debug, Parser)]
     enum Cmd {
         AssociateOidcProvider(AssociateArgs),
-        CreateRole(CreateRoleArgs),
     }
 
     #[test]
@@ -252,9 +123,7 @@ mod tests {
             "--issuer-url",
             "https://x",
         ])
-        .unwrap() else {
-            panic!()
-        };
+        .unwrap();
         assert_eq!(a.client_ids, ["sts.amazonaws.com"]);
         assert_eq!(a.thumbprints, [ThumbprintSpec::Auto]);
         assert_eq!(a.output, OutputFormat::Text);
@@ -276,9 +145,7 @@ mod tests {
             "--region=eu-west-1",
             "--assume-role-arn=arn:aws:iam::1:role/x",
         ])
-        .unwrap() else {
-            panic!()
-        };
+        .unwrap();
         assert_eq!(a.client_ids, ["a", "b"]);
         assert_eq!(a.thumbprints, [ThumbprintSpec::None]);
         assert_eq!(
@@ -330,32 +197,5 @@ mod tests {
         ] {
             assert!(help.contains(needle), "{needle} missing from:\n{help}");
         }
-        let help = cmd
-            .find_subcommand_mut("create-role")
-            .unwrap()
-            .render_long_help()
-            .to_string();
-        assert!(help.contains("IRSA_ANNOTATE_SERVICE_ACCOUNT"), "{help}");
-    }
-
-    #[test]
-    fn create_role_args() {
-        let Cmd::CreateRole(c) = Cmd::try_parse_from([
-            "irsa",
-            "create-role",
-            "--issuer-url=https://x",
-            "--namespace=ns",
-            "--service-account=sa",
-            "--role-name=r",
-            "--attach-policy-arn=arn:aws:iam::aws:policy/A",
-            "--attach-policy-arn=arn:aws:iam::aws:policy/B",
-            "--annotate-service-account",
-        ])
-        .unwrap() else {
-            panic!()
-        };
-        assert_eq!(c.audience, "sts.amazonaws.com");
-        assert_eq!(c.attach_policy_arns.len(), 2);
-        assert!(c.annotate_service_account && !c.dry_run);
     }
 }

@@ -1,59 +1,66 @@
 //! `irsa webhook serve`: the admission server, its watches, and its admin port.
 
-use std::net::SocketAddr;
-use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context as _;
+use irsa_serve::Runtime;
+use irsa_serve::args::{AdminArgs, DrainArgs, KubeArgs, ListenArgs, TlsArgs};
 use irsa_serve::tls::TlsFiles;
-use irsa_serve::{Readiness, Shutdown};
-use prometheus_client::registry::Registry;
 
 use crate::cache::Index;
 use crate::config::InjectionArgs;
 use crate::lookup::{LookupLimits, Resolver};
 use crate::metrics::Metrics;
+use crate::policy::{OnFailure, Policy};
+use crate::routes::{AdmissionState, router};
 use crate::self_signed::SelfSignedArgs;
-use crate::server::{AdmissionState, OnForbiddenRole, OnLookupFailure, router};
 
 /// Flags of `irsa webhook serve`.
 #[derive(Clone, Debug, clap::Args)]
+// The shared flag groups leave these to each command: the webhook's ports, its drain, its help lines, and
+// its TLS rule (the files, unless `--self-signed` makes them).
+#[command(
+    mut_arg("tls_cert_file", |a| a.required_unless_present("self_signed").help(
+        "PEM certificate chain served to the apiserver; re-read when it changes (Secret updates included). \
+         Not needed with `--self-signed`",
+    )),
+    mut_arg("tls_key_file", |a| a
+        .required_unless_present("self_signed")
+        .help("PEM private key of the serving certificate")),
+    mut_arg("listen", |a| a
+        .required(false)
+        .default_value("0.0.0.0:9443")
+        .help("Address of the HTTPS admission endpoint (`POST /mutate`)")),
+    mut_arg("admin_listen", |a| a
+        .required(false)
+        .default_value("0.0.0.0:9090")
+        .help("Address of the plain-HTTP admin endpoint (`/livez`, `/readyz`, `/metrics`)")),
+    mut_arg("drain_timeout", |a| a
+        .required(false)
+        .default_value("15s")
+        .help("How long a SIGTERM waits for in-flight admissions before exiting")),
+)]
 pub struct ServeArgs {
-    /// PEM certificate chain served to the apiserver; re-read when it changes (Secret updates included).
-    /// Not needed with `--self-signed`.
-    #[arg(
-        long,
-        env = "IRSA_TLS_CERT_FILE",
-        value_name = "FILE",
-        required_unless_present = "self_signed"
-    )]
-    pub tls_cert_file: Option<PathBuf>,
-
-    /// PEM private key of the serving certificate.
-    #[arg(
-        long,
-        env = "IRSA_TLS_KEY_FILE",
-        value_name = "FILE",
-        required_unless_present = "self_signed"
-    )]
-    pub tls_key_file: Option<PathBuf>,
+    #[command(flatten)]
+    #[allow(missing_docs)]
+    pub tls: TlsArgs,
 
     #[command(flatten)]
     #[allow(missing_docs)]
     pub self_signed: SelfSignedArgs,
 
-    /// Address of the HTTPS admission endpoint (`POST /mutate`).
-    #[arg(long, env = "IRSA_LISTEN", default_value = "0.0.0.0:9443")]
-    pub listen: SocketAddr,
+    #[command(flatten)]
+    #[allow(missing_docs)]
+    pub listen: ListenArgs,
 
-    /// Address of the plain-HTTP admin endpoint (`/livez`, `/readyz`, `/metrics`).
-    #[arg(long, env = "IRSA_ADMIN_LISTEN", default_value = "0.0.0.0:9090")]
-    pub admin_listen: SocketAddr,
+    #[command(flatten)]
+    #[allow(missing_docs)]
+    pub admin: AdminArgs,
 
-    /// Kubeconfig file; by default the in-cluster configuration, then `$KUBECONFIG` / `~/.kube/config`.
-    #[arg(long, env = "IRSA_KUBECONFIG", value_name = "FILE")]
-    pub kubeconfig: Option<PathBuf>,
+    #[command(flatten)]
+    #[allow(missing_docs)]
+    pub kube: KubeArgs,
 
     #[command(flatten)]
     #[allow(missing_docs)]
@@ -61,13 +68,13 @@ pub struct ServeArgs {
 
     /// When a pod's ServiceAccount or Namespace cannot be looked up: `admit` it without credentials (with a
     /// warning and a metric) or `deny` it (its controller retries).
-    #[arg(long, env = "IRSA_ON_LOOKUP_FAILURE", value_enum, default_value_t = OnLookupFailure::Admit)]
-    pub on_lookup_failure: OnLookupFailure,
+    #[arg(long, env = "IRSA_ON_LOOKUP_FAILURE", value_enum, default_value_t = OnFailure::Admit)]
+    pub on_lookup_failure: OnFailure,
 
     /// When a namespace's `iam.amazonaws.com/permitted` does not allow the role: `admit` the pod without
     /// credentials (with a warning) or `deny` it.
-    #[arg(long, env = "IRSA_ON_FORBIDDEN_ROLE", value_enum, default_value_t = OnForbiddenRole::Admit)]
-    pub on_forbidden_role: OnForbiddenRole,
+    #[arg(long, env = "IRSA_ON_FORBIDDEN_ROLE", value_enum, default_value_t = OnFailure::Admit)]
+    pub on_forbidden_role: OnFailure,
 
     /// How long a direct ServiceAccount or Namespace GET (made when the watch is behind) may take.
     #[arg(long, env = "IRSA_LOOKUP_TIMEOUT", value_parser = irsa_serve::duration::parse, default_value = "1s")]
@@ -77,33 +84,30 @@ pub struct ServeArgs {
     #[arg(long, env = "IRSA_MAX_BODY_BYTES", default_value_t = 4 * 1024 * 1024)]
     pub max_body_bytes: usize,
 
-    /// How long a SIGTERM waits for in-flight admissions before exiting.
-    #[arg(long, env = "IRSA_DRAIN_TIMEOUT", value_parser = irsa_serve::duration::parse, default_value = "15s")]
-    pub drain_timeout: Duration,
+    #[command(flatten)]
+    #[allow(missing_docs)]
+    pub drain: DrainArgs,
 }
 
 /// Runs the webhook until SIGTERM.
 pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     let config = args.injection.clone().into_config()?;
-    let client = irsa_serve::kube_client::client(args.kubeconfig.as_deref()).await?;
-    let tls = match (&args.tls_cert_file, &args.tls_key_file) {
+    let mut runtime = Runtime::bind(&args.listen, &args.admin, &args.drain).await?;
+    let client = args.kube.client().await?;
+    let tls = match args.tls.files() {
         // --self-signed: the CA and certificate live in a Secret, the caBundle is patched into our configuration.
         _ if args.self_signed.self_signed => {
             self_signed_files(client.clone(), &args.self_signed).await?
         }
-        (Some(cert), Some(key)) => TlsFiles {
-            cert: cert.clone(),
-            key: key.clone(),
-        },
-        _ => anyhow::bail!(
+        Some(files) => files,
+        None => anyhow::bail!(
             "--tls-cert-file and --tls-key-file are required unless --self-signed is set"
         ),
     };
     // Load (and so check) the certificate before starting the watches: a crash-looping pod says more than a
     // TLS error. The server is handed this loaded configuration rather than reading the files again.
-    let mut registry = Registry::default();
     let tls = irsa_serve::tls::ReloadingConfig::new(tls)?
-        .with_expiry_metric(registry.sub_registry_with_prefix("irsa_webhook"));
+        .with_expiry_metric(runtime.registry().sub_registry_with_prefix("irsa_webhook"));
     if args.self_signed.self_signed {
         // Renewed while running, not only at start: a pod can outlive its one-year certificate.
         tokio::spawn(crate::self_signed::keep_renewed(
@@ -112,10 +116,8 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         ));
     }
 
-    let metrics = Metrics::register(&mut registry);
+    let metrics = Metrics::register(runtime.registry());
     let index = Arc::new(Index::new());
-    let readiness = Readiness::new();
-    let shutdown = Shutdown::on_signals(args.drain_timeout, readiness.clone());
 
     let (accounts_synced, accounts_ready) = tokio::sync::oneshot::channel();
     let (namespaces_synced, namespaces_ready) = tokio::sync::oneshot::channel();
@@ -134,7 +136,7 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     ));
     {
         // Ready only once both initial lists are applied: before that every pod would be a cache miss.
-        let readiness = readiness.clone();
+        let readiness = runtime.readiness().clone();
         tokio::spawn(async move {
             if accounts_ready.await.is_ok() && namespaces_ready.await.is_ok() {
                 tracing::info!("ServiceAccount and Namespace caches synced: ready");
@@ -157,28 +159,16 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     let state = Arc::new(AdmissionState {
         config,
         resolver,
-        on_lookup_failure: args.on_lookup_failure,
-        on_forbidden_role: args.on_forbidden_role,
+        policy: Policy {
+            on_lookup_failure: args.on_lookup_failure,
+            on_forbidden_role: args.on_forbidden_role,
+        },
         metrics,
     });
 
-    let listener = bind(args.listen).await?;
-    let admin_listener = bind(args.admin_listen).await?;
-    tracing::info!(listen = %args.listen, admin = %args.admin_listen, "irsa webhook serving");
-    let admin = irsa_serve::serve(
-        admin_listener,
-        irsa_serve::admin::router(Arc::new(registry), readiness),
-        None,
-        shutdown.clone(),
-    );
-    let webhook = irsa_serve::serve(
-        listener,
-        router(state, args.max_body_bytes),
-        Some(tls),
-        shutdown,
-    );
-    tokio::join!(webhook, admin);
-    tracing::info!("drained; exiting");
+    runtime
+        .run(router(state, args.max_body_bytes), Some(tls))
+        .await;
     Ok(())
 }
 
@@ -193,8 +183,45 @@ async fn self_signed_files(
     Ok(files)
 }
 
-async fn bind(addr: SocketAddr) -> anyhow::Result<tokio::net::TcpListener> {
-    tokio::net::TcpListener::bind(addr)
-        .await
-        .with_context(|| format!("cannot listen on {addr}"))
+#[cfg(test)]
+mod tests {
+    use clap::{CommandFactory as _, Parser as _};
+
+    use super::*;
+
+    #[derive(Debug, clap::Parser)]
+    struct Cli {
+        #[command(flatten)]
+        serve: ServeArgs,
+    }
+
+    fn parse(args: &[&str]) -> Result<ServeArgs, clap::Error> {
+        Cli::try_parse_from(std::iter::once("serve").chain(args.iter().copied())).map(|c| c.serve)
+    }
+
+    #[test]
+    fn the_webhook_defaults_and_tls_rule() {
+        Cli::command().debug_assert();
+        let serve = parse(&["--tls-cert-file", "c", "--tls-key-file", "k"]).unwrap();
+        assert_eq!(serve.listen.listen.to_string(), "0.0.0.0:9443");
+        assert_eq!(serve.admin.admin_listen.to_string(), "0.0.0.0:9090");
+        assert_eq!(serve.drain.drain_timeout, Duration::from_secs(15));
+        // Both files, unless --self-signed makes them.
+        assert!(parse(&[]).is_err());
+        assert!(parse(&["--tls-cert-file", "c"]).is_err());
+        assert!(parse(&["--self-signed"]).is_ok());
+    }
+
+    #[test]
+    fn kubeconfig_help_says_the_kubeconfig_comes_before_in_cluster() {
+        let help = Cli::command().render_long_help().to_string();
+        let kubeconfig = help
+            .split("--kubeconfig <FILE>")
+            .nth(1)
+            .and_then(|rest| rest.split("[env: IRSA_KUBECONFIG=]").next())
+            .unwrap_or_else(|| panic!("no --kubeconfig in\n{help}"));
+        let local = kubeconfig.find("~/.kube/config").expect(kubeconfig);
+        let in_cluster = kubeconfig.find("in-cluster").expect(kubeconfig);
+        assert!(local < in_cluster, "{kubeconfig}");
+    }
 }

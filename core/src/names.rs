@@ -1,0 +1,142 @@
+//! The names the webhook injects and reads, which the IAM side and the manifests must spell the same way.
+//!
+//! Annotation keys are `<prefix>/<suffix>`: the prefix is `--annotation-prefix` (EKS's by default, so
+//! manifests written for EKS work unchanged), the suffixes are fixed.
+
+/// Default annotation and label prefix: the one EKS uses.
+pub const DEFAULT_ANNOTATION_PREFIX: &str = "eks.amazonaws.com";
+
+/// Suffixes of the annotation keys (`<prefix>/<suffix>`) the webhook reads.
+pub mod annotation {
+    /// ServiceAccount: the role pods of this account assume; its presence triggers injection.
+    pub const ROLE_ARN: &str = "role-arn";
+    /// ServiceAccount: the projected token's audience.
+    pub const AUDIENCE: &str = "audience";
+    /// ServiceAccount: `true`/`false`, inject `AWS_STS_REGIONAL_ENDPOINTS=regional` or not.
+    pub const STS_REGIONAL_ENDPOINTS: &str = "sts-regional-endpoints";
+    /// ServiceAccount or pod: the projected token's lifetime in seconds.
+    pub const TOKEN_EXPIRATION: &str = "token-expiration";
+    /// Pod: containers (comma-separated) to leave alone.
+    pub const SKIP_CONTAINERS: &str = "skip-containers";
+    /// Pod: the only containers (comma-separated) to inject into.
+    pub const INCLUDE_CONTAINERS: &str = "include-containers";
+    /// Pod label: any value opts the pod out of injection.
+    pub const SKIP_POD_LABEL: &str = "skip-pod-identity-webhook";
+}
+
+/// `<prefix>/<suffix>`: the full annotation key for `suffix` under `prefix`.
+pub fn annotation_key(prefix: &str, suffix: &str) -> String {
+    format!("{prefix}/{suffix}")
+}
+
+/// An annotation prefix that Kubernetes would refuse as the prefix of an annotation key.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error(
+    "--annotation-prefix {0:?} must be a DNS subdomain (lower-case letters, digits, '-' and '.', at most 253 characters) without '/'"
+)]
+pub struct InvalidAnnotationPrefix(pub String);
+
+/// Validates an annotation prefix (surrounding white space ignored) and returns it trimmed: the prefix of an
+/// annotation key must be a DNS subdomain, or the apiserver refuses every annotation written with it (and
+/// the webhook would wait for keys that cannot exist).
+pub fn annotation_prefix(raw: &str) -> Result<&str, InvalidAnnotationPrefix> {
+    let prefix = raw.trim();
+    let label_ok = |label: &str| {
+        !label.is_empty()
+            && label.len() <= 63
+            && label
+                .bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+            && !label.starts_with('-')
+            && !label.ends_with('-')
+    };
+    if prefix.is_empty() || prefix.len() > 253 || !prefix.split('.').all(label_ok) {
+        return Err(InvalidAnnotationPrefix(raw.to_owned()));
+    }
+    Ok(prefix)
+}
+
+/// Namespace annotation (kiam's): a regex the whole role ARN must match for pods of the namespace.
+pub const PERMITTED_ANNOTATION: &str = "iam.amazonaws.com/permitted";
+
+/// The env variables the webhook injects or looks at.
+pub mod env {
+    /// The role to assume.
+    pub const ROLE_ARN: &str = "AWS_ROLE_ARN";
+    /// Where the projected token is.
+    pub const WEB_IDENTITY_TOKEN_FILE: &str = "AWS_WEB_IDENTITY_TOKEN_FILE";
+    /// `regional` makes older SDKs call the regional STS endpoint.
+    pub const STS_REGIONAL_ENDPOINTS: &str = "AWS_STS_REGIONAL_ENDPOINTS";
+    /// The region, for SDKs that read this one.
+    pub const REGION: &str = "AWS_REGION";
+    /// The region, for SDKs that read this one.
+    pub const DEFAULT_REGION: &str = "AWS_DEFAULT_REGION";
+    /// Static credentials, which win over web identity in every SDK (a warning when a container sets it).
+    pub const ACCESS_KEY_ID: &str = "AWS_ACCESS_KEY_ID";
+}
+
+/// The projected token volume's name.
+pub const TOKEN_VOLUME_NAME: &str = "aws-iam-token";
+/// Default directory where the token volume is mounted in each container.
+pub const DEFAULT_TOKEN_MOUNT_PATH: &str = "/var/run/secrets/eks.amazonaws.com/serviceaccount";
+/// The token's file name inside the mount.
+pub const TOKEN_FILE_NAME: &str = "token";
+
+/// Default audience of the projected token, and the `aud` a role's trust policy requires.
+pub const DEFAULT_AUDIENCE: &str = "sts.amazonaws.com";
+
+/// Shortest token lifetime accepted, in seconds (kube-apiserver refuses less than ten minutes).
+pub const MIN_TOKEN_EXPIRATION: i64 = 600;
+/// Longest token lifetime accepted, in seconds (one day, as in the reference webhook).
+pub const MAX_TOKEN_EXPIRATION: i64 = 86_400;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn annotation_prefixes_are_dns_subdomains() {
+        for good in [
+            "eks.amazonaws.com",
+            "irsa.example.com",
+            " irsa.io ",
+            "a",
+            "x-1.y2",
+        ] {
+            assert_eq!(annotation_prefix(good), Ok(good.trim()), "{good:?}");
+        }
+        let long = format!("{}.com", "a".repeat(250));
+        for bad in [
+            "",
+            " ",
+            "eks.amazonaws.com/",
+            "a/b",
+            "Eks.amazonaws.com",
+            "under_score.io",
+            "-a.io",
+            "a-.io",
+            "a..io",
+            ".a.io",
+            "a.io.",
+            long.as_str(),
+        ] {
+            assert_eq!(
+                annotation_prefix(bad),
+                Err(InvalidAnnotationPrefix(bad.to_owned())),
+                "{bad:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn annotation_keys_join_prefix_and_suffix() {
+        assert_eq!(
+            annotation_key(DEFAULT_ANNOTATION_PREFIX, annotation::ROLE_ARN),
+            "eks.amazonaws.com/role-arn"
+        );
+        assert_eq!(
+            annotation_key("irsa.example.org", annotation::AUDIENCE),
+            "irsa.example.org/audience"
+        );
+    }
+}
