@@ -26,7 +26,12 @@ pub mod annotation {
 
 /// `<prefix>/<suffix>`: the full annotation key for `suffix` under `prefix`.
 pub fn annotation_key(prefix: &str, suffix: &str) -> String {
-    format!("{prefix}/{suffix}")
+    // Sized once: the webhook builds keys on its admission path.
+    let mut key = String::with_capacity(prefix.len() + 1 + suffix.len());
+    key.push_str(prefix);
+    key.push('/');
+    key.push_str(suffix);
+    key
 }
 
 /// An annotation prefix that Kubernetes would refuse as the prefix of an annotation key.

@@ -33,17 +33,11 @@ pub struct InjectionConfig {
 }
 
 impl Default for InjectionConfig {
+    /// The configuration of the flags' defaults: one home for each default, the flag definitions.
     fn default() -> Self {
-        Self {
-            annotation_prefix: DEFAULT_ANNOTATION_PREFIX.to_owned(),
-            token_audience: irsa_core::names::DEFAULT_AUDIENCE.to_owned(),
-            token_expiration: DEFAULT_TOKEN_EXPIRATION,
-            token_mount_path: DEFAULT_TOKEN_MOUNT_PATH.to_owned(),
-            aws_default_region: None,
-            sts_regional_endpoint: false,
-            role_arn_pattern: compile_role_arn_pattern(DEFAULT_ROLE_ARN_PATTERN)
-                .expect("the default role ARN pattern is a valid regex"),
-        }
+        InjectionArgs::default()
+            .into_config()
+            .expect("the default flags are valid")
     }
 }
 

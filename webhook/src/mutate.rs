@@ -9,25 +9,12 @@ use crate::{
     config::{InjectionConfig, MAX_TOKEN_EXPIRATION, MIN_TOKEN_EXPIRATION},
     patch::PatchBuilder,
     pod::{self, ContainerKind, ContainerRef, ListField, TOKEN_VOLUME_NAME},
-    views::{NamespaceView, ServiceAccountView, annotation, prefixed},
+    views::{NamespaceView, ServiceAccountView, annotation, annotation_key},
     warning::{Warning, WarningReason},
 };
 
-/// The environment variables the webhook reads or injects.
-pub mod env {
-    /// The role to assume.
-    pub const ROLE_ARN: &str = "AWS_ROLE_ARN";
-    /// The file holding the projected token.
-    pub const WEB_IDENTITY_TOKEN_FILE: &str = "AWS_WEB_IDENTITY_TOKEN_FILE";
-    /// `regional` makes older SDKs use the regional STS endpoint.
-    pub const STS_REGIONAL_ENDPOINTS: &str = "AWS_STS_REGIONAL_ENDPOINTS";
-    /// The region (read by most SDKs).
-    pub const REGION: &str = "AWS_REGION";
-    /// The region (read by the CLI and older SDKs).
-    pub const DEFAULT_REGION: &str = "AWS_DEFAULT_REGION";
-    /// A static access key, which wins over web identity in every SDK's default chain.
-    pub const ACCESS_KEY_ID: &str = "AWS_ACCESS_KEY_ID";
-}
+use irsa_core::names::TOKEN_FILE_NAME;
+pub use irsa_core::names::env;
 
 /// What the mutation decided; doubles as the `outcome` label of the admissions metric.
 #[derive(
@@ -120,7 +107,7 @@ pub fn mutate(
     let prefix = cfg.annotation_prefix.as_str();
     let mut warnings = Vec::new();
 
-    if pod::label(pod, &prefixed(prefix, annotation::SKIP_POD_LABEL)).is_some() {
+    if pod::label(pod, &annotation_key(prefix, annotation::SKIP_POD_LABEL)).is_some() {
         return Mutation::without_patch(Outcome::Skipped, warnings);
     }
     let Some(sa) = sa else {
@@ -276,7 +263,7 @@ impl<'a> Settings<'a> {
             }),
         };
 
-        let expiration_key = prefixed(prefix, annotation::TOKEN_EXPIRATION);
+        let expiration_key = annotation_key(prefix, annotation::TOKEN_EXPIRATION);
         let sources = [
             ("pod", pod::annotation(pod, &expiration_key)),
             ("service account", sa.token_expiration.as_deref()),
@@ -289,7 +276,7 @@ impl<'a> Settings<'a> {
             // Windows containers see the same mount path under the system drive.
             format!("C:{}\\token", mount_path.replace('/', "\\"))
         } else {
-            format!("{mount_path}/token")
+            format!("{mount_path}/{TOKEN_FILE_NAME}")
         };
 
         Self {
@@ -408,7 +395,7 @@ impl<'a> Settings<'a> {
             "projected": {"sources": [{"serviceAccountToken": {
                 "audience": self.audience,
                 "expirationSeconds": self.expiration,
-                "path": "token",
+                "path": TOKEN_FILE_NAME,
             }}]},
         })
     }
@@ -440,7 +427,7 @@ impl<'a> Settings<'a> {
             && only(token, &["audience", "expirationSeconds", "path"])
             && pod::str_field(token, "audience") == Some(self.audience)
             && token.get("expirationSeconds").and_then(Value::as_i64) == Some(self.expiration)
-            && pod::str_field(token, "path") == Some("token")
+            && pod::str_field(token, "path") == Some(TOKEN_FILE_NAME)
     }
 }
 
@@ -511,7 +498,7 @@ struct Selection<'a> {
 
 impl<'a> Selection<'a> {
     fn read(pod: &'a Value, prefix: &str) -> Self {
-        let names = |suffix| pod::annotation(pod, &prefixed(prefix, suffix)).map(split_names);
+        let names = |suffix| pod::annotation(pod, &annotation_key(prefix, suffix)).map(split_names);
         Self {
             include: names(annotation::INCLUDE_CONTAINERS),
             skip: names(annotation::SKIP_CONTAINERS).unwrap_or_default(),

@@ -5,8 +5,7 @@
 
 use serde_json::Value;
 
-/// The name of the projected token volume, shared with the reference webhook.
-pub const TOKEN_VOLUME_NAME: &str = "aws-iam-token";
+pub use irsa_core::names::TOKEN_VOLUME_NAME;
 
 /// The two container lists the webhook injects.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]

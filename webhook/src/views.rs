@@ -7,35 +7,7 @@ use std::collections::BTreeMap;
 
 use regex::Regex;
 
-/// The annotation on a Namespace that restricts which role ARNs its service accounts may use (kiam's key).
-pub const PERMITTED_ANNOTATION: &str = "iam.amazonaws.com/permitted";
-
-/// Annotation suffixes read on a ServiceAccount (after `<prefix>/`).
-pub mod annotation {
-    /// The IAM role ARN; its presence triggers injection.
-    pub const ROLE_ARN: &str = "role-arn";
-    /// The token audience.
-    pub const AUDIENCE: &str = "audience";
-    /// `true`/`false`: inject `AWS_STS_REGIONAL_ENDPOINTS=regional`.
-    pub const STS_REGIONAL_ENDPOINTS: &str = "sts-regional-endpoints";
-    /// Token lifetime in seconds (also read on pods, where it wins).
-    pub const TOKEN_EXPIRATION: &str = "token-expiration";
-    /// Pod annotation: comma-separated container names to leave alone.
-    pub const SKIP_CONTAINERS: &str = "skip-containers";
-    /// Pod annotation: comma-separated container names; when present only these are injected.
-    pub const INCLUDE_CONTAINERS: &str = "include-containers";
-    /// Pod label (any value): leave the whole pod alone.
-    pub const SKIP_POD_LABEL: &str = "skip-pod-identity-webhook";
-}
-
-/// Builds `<prefix>/<suffix>`.
-pub fn prefixed(prefix: &str, suffix: &str) -> String {
-    let mut key = String::with_capacity(prefix.len() + 1 + suffix.len());
-    key.push_str(prefix);
-    key.push('/');
-    key.push_str(suffix);
-    key
-}
+pub use irsa_core::names::{PERMITTED_ANNOTATION, annotation, annotation_key};
 
 /// Looks up `<prefix>/<suffix>` without allocating the key.
 pub(crate) fn prefixed_get<'a, I>(entries: I, prefix: &str, suffix: &str) -> Option<&'a str>
