@@ -46,19 +46,27 @@ pub struct InvalidAnnotationPrefix(pub String);
 /// the webhook would wait for keys that cannot exist).
 pub fn annotation_prefix(raw: &str) -> Result<&str, InvalidAnnotationPrefix> {
     let prefix = raw.trim();
-    let label_ok = |label: &str| {
-        !label.is_empty()
-            && label.len() <= 63
-            && label
-                .bytes()
-                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
-            && !label.starts_with('-')
-            && !label.ends_with('-')
-    };
-    if prefix.is_empty() || prefix.len() > 253 || !prefix.split('.').all(label_ok) {
+    if !is_dns_subdomain(prefix) {
         return Err(InvalidAnnotationPrefix(raw.to_owned()));
     }
     Ok(prefix)
+}
+
+/// Whether `s` is a DNS label as Kubernetes means it (RFC 1123): 1 to 63 lower-case letters, digits and
+/// '-', starting and ending with a letter or digit. A namespace's name is one.
+pub fn is_dns_label(s: &str) -> bool {
+    !s.is_empty()
+        && s.len() <= 63
+        && s.bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+        && !s.starts_with('-')
+        && !s.ends_with('-')
+}
+
+/// Whether `s` is a DNS subdomain as Kubernetes means it (RFC 1123): DNS labels joined by '.', at most 253
+/// characters. Most object names (a ServiceAccount's) and annotation-key prefixes are one.
+pub fn is_dns_subdomain(s: &str) -> bool {
+    !s.is_empty() && s.len() <= 253 && s.split('.').all(is_dns_label)
 }
 
 /// Namespace annotation (kiam's): a regex the whole role ARN must match for pods of the namespace.
@@ -130,6 +138,22 @@ mod tests {
                 Err(InvalidAnnotationPrefix(bad.to_owned())),
                 "{bad:?}"
             );
+        }
+    }
+
+    #[test]
+    fn dns_labels_and_subdomains() {
+        for good in ["a", "team-a", "x1", &"a".repeat(63)] {
+            assert!(is_dns_label(good), "{good:?}");
+            assert!(is_dns_subdomain(good), "{good:?}");
+        }
+        for bad in ["", "Team", "a_b", "-a", "a-", "a.b", &"a".repeat(64)] {
+            assert!(!is_dns_label(bad), "{bad:?}");
+        }
+        assert!(is_dns_subdomain("a.b-c.d"));
+        let long = format!("{}.com", "a".repeat(250));
+        for bad in ["", "a..b", ".a", "a.", "A.b", long.as_str()] {
+            assert!(!is_dns_subdomain(bad), "{bad:?}");
         }
     }
 

@@ -14,7 +14,7 @@ use irsa_core::names::DEFAULT_AUDIENCE;
 use serde_json::Value;
 
 use crate::aws::{Aws, AwsError, AwsOptions, classify};
-use crate::plan::report::{self, Outcome, url_warnings};
+use crate::plan::report::{self, Outcome, Report, url_warnings};
 use crate::plan::{DesiredProvider, ExistingProvider, Plan, ProviderChange, ProviderPlan};
 use crate::preflight::{self, PreflightError, PreflightReport};
 use crate::thumbprint::{self, ThumbprintError, ThumbprintSpec};
@@ -94,38 +94,24 @@ pub struct AssociateReport {
     pub preflight: PreflightReport,
     /// The plan (after a race, the one that was applied).
     pub plan: ProviderPlan,
-    /// Legal but suspicious findings.
-    pub warnings: Vec<String>,
-    /// Whether this was a dry run.
-    pub dry_run: bool,
-    /// Whether IAM was changed.
-    pub applied: bool,
+    /// Warnings, dry run, and whether IAM was changed.
+    pub outcome: Outcome,
 }
 
-impl AssociateReport {
-    fn outcome(&self) -> Outcome<'_> {
-        Outcome {
-            warnings: &self.warnings,
-            dry_run: self.dry_run,
-            applied: self.applied,
-        }
-    }
-
-    /// The report for people.
-    pub fn render_text(&self) -> String {
+impl Report for AssociateReport {
+    fn render_text(&self) -> String {
         let p = &self.preflight;
         let checked = format!(
             "preflight: ok: {} and {} ({} RSA, {} EC keys)\n",
             p.discovery_url, p.jwks_uri, p.rsa_keys, p.ec_keys
         );
-        report::render_text(self.outcome(), &checked, &self.plan)
+        report::render_text(&self.outcome, &checked, &self.plan)
     }
 
-    /// The report for programs.
-    pub fn to_json(&self) -> Value {
+    fn to_json(&self) -> Value {
         let preflight = serde_json::to_value(&self.preflight).unwrap_or_default();
         report::to_json(
-            self.outcome(),
+            &self.outcome,
             "provider",
             &self.plan,
             [("preflight", preflight)],
@@ -184,9 +170,11 @@ pub async fn associate(opts: &AssociateOptions) -> Result<AssociateReport, Assoc
     Ok(AssociateReport {
         preflight,
         plan,
-        warnings,
-        dry_run: opts.dry_run,
-        applied,
+        outcome: Outcome {
+            warnings,
+            dry_run: opts.dry_run,
+            applied,
+        },
     })
 }
 
@@ -287,14 +275,8 @@ async fn apply(
                 ));
             }
         }
-        ProviderChange::Update {
-            add_client_ids,
-            remove_client_ids,
-            set_thumbprints,
-            add_tags,
-            ..
-        } => {
-            for id in add_client_ids {
+        ProviderChange::Update(update) => {
+            for id in &update.add_client_ids {
                 iam.add_client_id_to_open_id_connect_provider()
                     .open_id_connect_provider_arn(arn)
                     .client_id(id)
@@ -304,7 +286,7 @@ async fn apply(
                         classify("iam:AddClientIDToOpenIDConnectProvider", Some(arn), e)
                     })?;
             }
-            for id in remove_client_ids {
+            for id in &update.remove_client_ids {
                 iam.remove_client_id_from_open_id_connect_provider()
                     .open_id_connect_provider_arn(arn)
                     .client_id(id)
@@ -314,7 +296,7 @@ async fn apply(
                         classify("iam:RemoveClientIDFromOpenIDConnectProvider", Some(arn), e)
                     })?;
             }
-            if let Some(list) = set_thumbprints {
+            if let Some(list) = &update.set_thumbprints {
                 iam.update_open_id_connect_provider_thumbprint()
                     .open_id_connect_provider_arn(arn)
                     .set_thumbprint_list(Some(list.clone()))
@@ -324,10 +306,10 @@ async fn apply(
                         classify("iam:UpdateOpenIDConnectProviderThumbprint", Some(arn), e)
                     })?;
             }
-            if !add_tags.is_empty() {
+            if !update.add_tags.is_empty() {
                 iam.tag_open_id_connect_provider()
                     .open_id_connect_provider_arn(arn)
-                    .set_tags(Some(tag_list(add_tags)?))
+                    .set_tags(Some(tag_list(&update.add_tags)?))
                     .send()
                     .await
                     .map_err(|e| classify("iam:TagOpenIDConnectProvider", Some(arn), e))?;

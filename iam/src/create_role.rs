@@ -7,12 +7,15 @@ use std::path::PathBuf;
 use irsa_core::IssuerUrl;
 use irsa_core::arn::role_arn;
 use irsa_core::issuer_url::UrlError;
-use irsa_core::names::{DEFAULT_ANNOTATION_PREFIX, DEFAULT_AUDIENCE, InvalidAnnotationPrefix};
+use irsa_core::names::{
+    DEFAULT_ANNOTATION_PREFIX, DEFAULT_AUDIENCE, InvalidAnnotationPrefix, is_dns_label,
+    is_dns_subdomain,
+};
 use serde_json::Value;
 
 use crate::associate::read_provider;
 use crate::aws::{Aws, AwsError, AwsOptions, classify};
-use crate::plan::report::{self, Outcome, url_warnings};
+use crate::plan::report::{self, Outcome, Report, url_warnings};
 use crate::plan::{Plan, RolePlan, TrustChange, dedup};
 use crate::service_account::{self, ServiceAccountError};
 use crate::trust_policy::{TrustPolicy, TrustPolicyError, decode_policy_document};
@@ -107,31 +110,17 @@ pub enum CreateRoleError {
 pub struct CreateRoleReport {
     /// The plan (after a race, the one that was applied).
     pub plan: RolePlan,
-    /// Legal but suspicious findings.
-    pub warnings: Vec<String>,
-    /// Whether this was a dry run.
-    pub dry_run: bool,
-    /// Whether anything was changed.
-    pub applied: bool,
+    /// Warnings, dry run, and whether anything was changed.
+    pub outcome: Outcome,
 }
 
-impl CreateRoleReport {
-    fn outcome(&self) -> Outcome<'_> {
-        Outcome {
-            warnings: &self.warnings,
-            dry_run: self.dry_run,
-            applied: self.applied,
-        }
+impl Report for CreateRoleReport {
+    fn render_text(&self) -> String {
+        report::render_text(&self.outcome, "", &self.plan)
     }
 
-    /// The report for people.
-    pub fn render_text(&self) -> String {
-        report::render_text(self.outcome(), "", &self.plan)
-    }
-
-    /// The report for programs.
-    pub fn to_json(&self) -> Value {
-        report::to_json(self.outcome(), "role", &self.plan, [])
+    fn to_json(&self) -> Value {
+        report::to_json(&self.outcome, "role", &self.plan, [])
     }
 }
 
@@ -238,9 +227,11 @@ pub async fn create_role(opts: &CreateRoleOptions) -> Result<CreateRoleReport, C
     }
     Ok(CreateRoleReport {
         plan,
-        warnings,
-        dry_run: opts.dry_run,
-        applied,
+        outcome: Outcome {
+            warnings,
+            dry_run: opts.dry_run,
+            applied,
+        },
     })
 }
 
@@ -252,10 +243,7 @@ fn check_inputs(opts: &CreateRoleOptions) -> Result<(), CreateRoleError> {
             opts.namespace
         ));
     }
-    if opts.service_account.len() > 253
-        || opts.service_account.is_empty()
-        || !opts.service_account.split('.').all(is_dns_label)
-    {
+    if !is_dns_subdomain(&opts.service_account) {
         return bad(format!(
             "service account {:?} is not a valid Kubernetes name (lower-case DNS subdomain)",
             opts.service_account
@@ -284,15 +272,6 @@ fn check_inputs(opts: &CreateRoleOptions) -> Result<(), CreateRoleError> {
         return bad("the audience must not be empty".to_owned());
     }
     Ok(())
-}
-
-fn is_dns_label(s: &str) -> bool {
-    !s.is_empty()
-        && s.len() <= 63
-        && s.bytes()
-            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
-        && !s.starts_with('-')
-        && !s.ends_with('-')
 }
 
 /// Reads the role and its attached policies and plans the IAM side.

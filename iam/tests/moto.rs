@@ -12,9 +12,10 @@ use std::collections::BTreeMap;
 use aws_config::BehaviorVersion;
 use irsa_core::names::DEFAULT_AUDIENCE;
 use irsa_core::{IssuerUrl, Partition};
-use irsa_iam::associate::{AssociateOptions, associate};
+use irsa_iam::associate::{AssociateOptions, AssociateReport, associate};
 use irsa_iam::create_role::{CreateRoleOptions, create_role};
-use irsa_iam::plan::{Plan as _, ProviderChange, TrustChange};
+use irsa_iam::plan::report::Report as _;
+use irsa_iam::plan::{Plan as _, ProviderChange, ProviderUpdate, TrustChange};
 use irsa_iam::thumbprint::Thumbprint;
 use irsa_iam::trust_policy::TrustPolicy;
 use support::{Pki, TestServer, is_child, rsa_jwks, run_child};
@@ -64,7 +65,7 @@ async fn against_moto() {
     opts.tags = BTreeMap::from([("cluster".to_owned(), "moto".to_owned())]);
     let report = associate(&opts).await.unwrap();
     print!("{}", report.render_text());
-    assert!(report.applied);
+    assert!(report.outcome.applied);
     let ProviderChange::Create {
         thumbprints,
         client_ids,
@@ -78,12 +79,7 @@ async fn against_moto() {
     let arn = report.plan.arn.clone();
     let url = IssuerUrl::parse(&issuer, false).unwrap();
     assert_eq!(arn, url.provider_arn(Partition::Aws, "123456789012"));
-    let got = iam
-        .get_open_id_connect_provider()
-        .open_id_connect_provider_arn(&arn)
-        .send()
-        .await
-        .unwrap();
+    let got = provider(&iam, &arn).await;
     assert_eq!(got.thumbprint_list(), [ca_thumbprint.as_str()]);
     assert_eq!(got.client_id_list(), [DEFAULT_AUDIENCE]);
 
@@ -92,7 +88,7 @@ async fn against_moto() {
     let text = report.render_text();
     print!("{text}");
     assert!(!report.plan.has_changes(), "{text}");
-    assert!(!report.applied);
+    assert!(!report.outcome.applied);
     assert!(text.contains("no changes"), "{text}");
 
     // 3. Thumbprint drift is corrected.
@@ -104,31 +100,20 @@ async fn against_moto() {
         .unwrap();
     let report = associate(&opts).await.unwrap();
     print!("{}", report.render_text());
-    let ProviderChange::Update {
-        set_thumbprints, ..
-    } = &report.plan.change
-    else {
-        panic!("expected an update: {:?}", report.plan)
-    };
-    assert_eq!(set_thumbprints, &Some(vec![ca_thumbprint.clone()]));
-    let got = iam
-        .get_open_id_connect_provider()
-        .open_id_connect_provider_arn(&arn)
-        .send()
-        .await
-        .unwrap();
+    assert_eq!(
+        update(&report).set_thumbprints,
+        Some(vec![ca_thumbprint.clone()])
+    );
+    let got = provider(&iam, &arn).await;
     assert_eq!(got.thumbprint_list(), [ca_thumbprint.as_str()]);
 
     // 4. A new tag is added; the old one stays.
     opts.tags.insert("owner".into(), "platform".into());
     let report = associate(&opts).await.unwrap();
     print!("{}", report.render_text());
-    let ProviderChange::Update { add_tags, .. } = &report.plan.change else {
-        panic!("expected an update: {:?}", report.plan)
-    };
     assert_eq!(
-        add_tags,
-        &BTreeMap::from([("owner".to_owned(), "platform".to_owned())])
+        update(&report).add_tags,
+        BTreeMap::from([("owner".to_owned(), "platform".to_owned())])
     );
     let report = associate(&opts).await.unwrap();
     assert!(!report.plan.has_changes(), "{}", report.render_text());
@@ -139,11 +124,8 @@ async fn against_moto() {
     more.dry_run = true;
     let report = associate(&more).await.unwrap();
     print!("{}", report.render_text());
-    assert!(!report.applied);
-    let ProviderChange::Update { add_client_ids, .. } = &report.plan.change else {
-        panic!()
-    };
-    assert_eq!(add_client_ids, &["minio".to_owned()]);
+    assert!(!report.outcome.applied);
+    assert_eq!(update(&report).add_client_ids, ["minio".to_owned()]);
 
     // 5b. --assume-role-arn goes through sts:AssumeRole first (moto grants anything).
     let mut assumed = opts.clone();
@@ -175,13 +157,10 @@ async fn against_moto() {
 
     let report = create_role(&role).await.unwrap();
     print!("{}", report.render_text());
-    assert!(report.applied);
+    assert!(report.outcome.applied);
     assert_eq!(report.plan.trust_change, TrustChange::CreateRole);
     let want = TrustPolicy::new(&url, &arn, "team-a", "uploader", DEFAULT_AUDIENCE).to_json();
-    let got = iam.get_role().role_name(&role_name).send().await.unwrap();
-    let doc = got.role().unwrap().assume_role_policy_document().unwrap();
-    let decoded = percent_encoding_decode(doc);
-    assert_eq!(decoded, want);
+    assert_eq!(trust_policy_of(&iam, &role_name).await, want);
     let attached = iam
         .list_attached_role_policies()
         .role_name(&role_name)
@@ -213,14 +192,34 @@ async fn against_moto() {
         report.plan.trust_change,
         TrustChange::Replace { .. }
     ));
-    let got = iam.get_role().role_name(&role_name).send().await.unwrap();
-    let doc = got.role().unwrap().assume_role_policy_document().unwrap();
-    assert_eq!(percent_encoding_decode(doc), want);
+    assert_eq!(trust_policy_of(&iam, &role_name).await, want);
 }
 
-/// IAM returns policy documents URL-encoded.
-fn percent_encoding_decode(s: &str) -> String {
-    percent_encoding::percent_decode_str(s)
+/// The provider as IAM holds it.
+async fn provider(
+    iam: &aws_sdk_iam::Client,
+    arn: &str,
+) -> aws_sdk_iam::operation::get_open_id_connect_provider::GetOpenIdConnectProviderOutput {
+    iam.get_open_id_connect_provider()
+        .open_id_connect_provider_arn(arn)
+        .send()
+        .await
+        .unwrap()
+}
+
+/// The update an `associate` report planned; panics on a create.
+fn update(report: &AssociateReport) -> &ProviderUpdate {
+    match &report.plan.change {
+        ProviderChange::Update(update) => update,
+        ProviderChange::Create { .. } => panic!("expected an update: {:?}", report.plan),
+    }
+}
+
+/// The role's trust policy as IAM holds it, decoded (IAM returns policy documents URL-encoded).
+async fn trust_policy_of(iam: &aws_sdk_iam::Client, role_name: &str) -> String {
+    let got = iam.get_role().role_name(role_name).send().await.unwrap();
+    let doc = got.role().unwrap().assume_role_policy_document().unwrap();
+    percent_encoding::percent_decode_str(doc)
         .decode_utf8()
         .unwrap()
         .into_owned()

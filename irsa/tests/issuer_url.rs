@@ -9,7 +9,10 @@
 use std::path::Path;
 use std::process::{Command, Output};
 
-const KEY: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../issuer/tests/fixtures/p256.key");
+const KEY: &str = concat!(
+    env!("CARGO_MANIFEST_DIR"),
+    "/../issuer/tests/fixtures/p256.key"
+);
 
 fn irsa(args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_irsa"))
@@ -50,7 +53,10 @@ fn publish_verdict(url: &str, site: &Path) -> Result<(), String> {
 /// discovery from a closed loopback port), or the error line when it refused the URL.
 fn associate_verdict(url: &str) -> Result<(), String> {
     let out = irsa(&["associate-oidc-provider", "--issuer-url", url]);
-    assert!(!out.status.success(), "{url}: nothing listens there, so it cannot succeed");
+    assert!(
+        !out.status.success(),
+        "{url}: nothing listens there, so it cannot succeed"
+    );
     let err = stderr(&out);
     if err.contains("issuer URL") {
         Err(err)
@@ -88,8 +94,16 @@ fn both_commands_judge_each_url_the_same() {
     ];
     let too_long = format!("https://127.0.0.1:9/{}", "a".repeat(255));
     for url in accepted {
-        assert_eq!(publish_verdict(url, site.path()), Ok(()), "issuer publish, {url}");
-        assert_eq!(associate_verdict(url), Ok(()), "associate-oidc-provider, {url}");
+        assert_eq!(
+            publish_verdict(url, site.path()),
+            Ok(()),
+            "issuer publish, {url}"
+        );
+        assert_eq!(
+            associate_verdict(url),
+            Ok(()),
+            "associate-oidc-provider, {url}"
+        );
     }
     for url in refused.iter().copied().chain([too_long.as_str()]) {
         let publish = publish_verdict(url, site.path()).expect_err(url);

@@ -8,6 +8,7 @@ use std::time::Duration;
 use crate::documents::Publisher;
 use crate::jwks::{self, JwksError};
 use crate::keys::LoadedKeys;
+use crate::reload::{Source, poll_every};
 
 /// Where kube-apiserver serves its JWKS.
 pub const JWKS_PATH: &str = "/openid/v1/jwks";
@@ -112,29 +113,11 @@ pub async fn run(
     on_published: impl Fn() + Send,
     shutdown: impl Future<Output = ()>,
 ) {
-    let mut ticker = tokio::time::interval(interval);
-    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    tokio::pin!(shutdown);
-    loop {
-        tokio::select! {
-            _ = &mut shutdown => return,
-            _ = ticker.tick() => {}
-        }
-        let fetched = tokio::select! {
-            _ = &mut shutdown => return,
-            fetched = fetch_keys(&client) => fetched,
-        };
-        match fetched {
-            Ok(loaded) => {
-                publisher.publish(&loaded.keys, &loaded.warnings);
-                on_published();
-            }
-            Err(e) => {
-                publisher.metrics().reload_error("apiserver");
-                tracing::error!(
-                    "refreshing the apiserver's JWKS failed; still serving the previous keys: {e}"
-                );
-            }
-        }
-    }
+    let source = Source {
+        label: "apiserver",
+        doing: "refreshing the apiserver's JWKS",
+    };
+    // Every fetch is published (and so marks the server ready), changed or not.
+    let poll = || async { fetch_keys(&client).await.map(Some) };
+    poll_every(interval, &publisher, source, poll, on_published, shutdown).await;
 }

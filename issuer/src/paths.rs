@@ -196,9 +196,10 @@ mod tests {
                 "https://cdn.example/k: the jwks_uri is on another host: serve the JWKS there too (this server answers on its path)"
             ]
         );
-        // Same origin spelled in another case is the same host.
-        let r = Paths::new(parse("https://h/p"), Some("HTTPS://H/k"), false).unwrap();
+        // The same host spelled in another case is the same host (the scheme must be lower case: core's rule).
+        let r = Paths::new(parse("https://h/p"), Some("https://H/k"), false).unwrap();
         assert!(r.jwks_on_issuer_origin());
+        assert!(Paths::new(parse("https://h/p"), Some("HTTPS://h/k"), false).is_err());
         // A longer host sharing the prefix is another host.
         let r = Paths::new(parse("https://h"), Some("https://h2/k"), false).unwrap();
         assert!(!r.jwks_on_issuer_origin());

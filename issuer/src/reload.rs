@@ -1,10 +1,12 @@
-//! Re-reading the key files when they change.
+//! Re-reading the key files when they change, and the reload loop every key source shares (`poll_every`: the
+//! apiserver's JWKS is refreshed by it too).
 //!
 //! The files are read and hashed every few seconds rather than watched: it costs a few small reads, and it
 //! sees every kind of change, including the symlink swap by which the kubelet updates a mounted Secret or
 //! ConfigMap (which inotify on the file path misses).
 
-use std::future::Future;
+use std::fmt::Display;
+use std::future::{self, Future};
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -73,6 +75,36 @@ pub async fn run(
     publisher: Publisher,
     shutdown: impl Future<Output = ()>,
 ) {
+    let source = Source {
+        label: "key_files",
+        doing: "reloading the key files",
+    };
+    let poll = move || future::ready(files.poll());
+    poll_every(interval, &publisher, source, poll, || {}, shutdown).await;
+}
+
+/// A source of keys, as a reload loop reports its failures.
+pub(crate) struct Source {
+    /// The `source` label of `irsa_issuer_reload_errors_total`.
+    pub label: &'static str,
+    /// What failed, for the log line (`<doing> failed; still serving the previous keys`).
+    pub doing: &'static str,
+}
+
+/// The reload loop of every key source (the files, the apiserver): `poll` every `interval` until `shutdown`
+/// completes, which also cancels a poll under way. New keys (`Some`) are published, then `on_published`
+/// runs; an error keeps the last good documents, and is counted and logged.
+pub(crate) async fn poll_every<P, E>(
+    interval: Duration,
+    publisher: &Publisher,
+    source: Source,
+    mut poll: impl FnMut() -> P,
+    on_published: impl Fn(),
+    shutdown: impl Future<Output = ()>,
+) where
+    P: Future<Output = Result<Option<LoadedKeys>, E>>,
+    E: Display,
+{
     let mut ticker = tokio::time::interval(interval);
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     tokio::pin!(shutdown);
@@ -81,15 +113,21 @@ pub async fn run(
             _ = &mut shutdown => return,
             _ = ticker.tick() => {}
         }
-        match files.poll() {
+        let polled = tokio::select! {
+            _ = &mut shutdown => return,
+            polled = poll() => polled,
+        };
+        match polled {
             Ok(None) => {}
             Ok(Some(loaded)) => {
                 publisher.publish(&loaded.keys, &loaded.warnings);
+                on_published();
             }
             Err(e) => {
-                publisher.metrics().reload_error("key_files");
+                publisher.metrics().reload_error(source.label);
                 tracing::error!(
-                    "reloading the key files failed; still serving the previous keys: {e}"
+                    "{} failed; still serving the previous keys: {e}",
+                    source.doing
                 );
             }
         }

@@ -9,11 +9,9 @@ use std::time::Duration;
 use axum::Router;
 use axum::http::StatusCode;
 use axum::routing::get;
-use common::{fixture, reload_errors, wait_for_reload_errors};
-use irsa_issuer::cmd::serve::{ServeArgs, run_server};
+use common::{Server, fixture, kids, reload_errors, wait_for_reload_errors};
 use irsa_issuer::{jwks, keys};
-use irsa_serve::args::{AdminArgs, DrainArgs, KubeArgs, ListenArgs, TlsArgs};
-use irsa_serve::{Readiness, Shutdown};
+use irsa_serve::Readiness;
 use irsa_testing::wait::{Check, wait_until};
 use serde_json::{Value, json};
 use tokio::net::TcpListener;
@@ -79,13 +77,7 @@ async fn served_kids(client: &reqwest::Client, base: &str) -> Option<Vec<String>
         return None;
     }
     let doc: Value = r.json().await.ok()?;
-    Some(
-        doc["keys"]
-            .as_array()?
-            .iter()
-            .map(|k| k["kid"].as_str().unwrap().to_string())
-            .collect(),
-    )
+    Some(kids(&doc))
 }
 
 async fn wait_for(client: &reqwest::Client, base: &str, expected: &[&str]) {
@@ -105,51 +97,21 @@ async fn wait_for(client: &reqwest::Client, base: &str, expected: &[&str]) {
 
 #[tokio::test]
 async fn republishes_the_cleaned_apiserver_jwks_and_keeps_it_on_errors() {
-    let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
     let dir = tempfile::tempdir().unwrap();
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let admin = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let base = format!("http://{}", listener.local_addr().unwrap());
-    let admin_base = format!("http://{}", admin.local_addr().unwrap());
+    let mut server = Server::bind(|addr| format!("http://{addr}")).await;
+    let base = server.args.issuer_url.clone();
+    let admin_base = server.admin_base();
     let answer: Answer = Arc::new(Mutex::new((
         StatusCode::OK,
         apiserver_jwks(&["rsa2048.pub"], "a"),
     )));
     let apiserver = fake_apiserver(&base, answer.clone()).await;
-    let args = ServeArgs {
-        issuer_url: base.clone(),
-        public_key_files: vec![],
-        from_apiserver: true,
-        kube: KubeArgs {
-            kubeconfig: Some(kubeconfig(dir.path(), &apiserver)),
-        },
-        jwks_uri: None,
-        tls: TlsArgs {
-            tls_cert_file: None,
-            tls_key_file: None,
-        },
-        plain_http: true,
-        listen: ListenArgs {
-            listen: listener.local_addr().unwrap(),
-        },
-        admin: AdminArgs {
-            admin_listen: admin.local_addr().unwrap(),
-        },
-        max_age: 3600,
-        reload_interval: Some(Duration::from_millis(100)),
-        drain: DrainArgs {
-            drain_timeout: Duration::from_secs(1),
-        },
-    };
-    let shutdown = Shutdown::new(Duration::from_secs(1));
+    server.args.from_apiserver = true;
+    server.args.kube.kubeconfig = Some(kubeconfig(dir.path(), &apiserver));
+    server.args.plain_http = true;
+    server.args.reload_interval = Some(Duration::from_millis(100));
     let readiness = Readiness::new();
-    let task = tokio::spawn(run_server(
-        args,
-        listener,
-        admin,
-        shutdown.clone(),
-        readiness.clone(),
-    ));
+    let (shutdown, task) = server.spawn(readiness.clone());
     let client = reqwest::Client::new();
 
     wait_for(&client, &base, &["a0"]).await;

@@ -2,7 +2,8 @@
 
 mod common;
 
-use common::{fixture, kid_of};
+use common::{fixture, kid_of, kids};
+use irsa_issuer::cmd::KeyFileArgs;
 use irsa_issuer::cmd::jwks::{JwksArgs, jwks};
 use irsa_issuer::cmd::publish::{PublishArgs, publish};
 use serde_json::Value;
@@ -10,7 +11,9 @@ use serde_json::Value;
 fn args(out: Option<std::path::PathBuf>, dry_run: bool) -> PublishArgs {
     PublishArgs {
         issuer_url: "https://oidc.example.com/clusters/prod-1".into(),
-        public_key_files: vec![fixture("rsa2048.key"), fixture("p256.pub")],
+        keys: KeyFileArgs {
+            public_key_files: vec![fixture("rsa2048.key"), fixture("p256.pub")],
+        },
         jwks_uri: None,
         out,
         s3_uri: None,
@@ -43,13 +46,7 @@ async fn out_dir_has_the_static_site_layout() {
         "https://oidc.example.com/clusters/prod-1/openid/v1/jwks"
     );
     let jwks: Value = serde_json::from_slice(&std::fs::read(&jwks_path).unwrap()).unwrap();
-    let kids: Vec<&str> = jwks["keys"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|k| k["kid"].as_str().unwrap())
-        .collect();
-    assert_eq!(kids, [kid_of("rsa2048.pub"), kid_of("p256.pub")]);
+    assert_eq!(kids(&jwks), [kid_of("rsa2048.pub"), kid_of("p256.pub")]);
     assert!(jwks["keys"][0].get("d").is_none());
     assert!(
         report.contains(&discovery_path.display().to_string()),
@@ -141,7 +138,7 @@ async fn publish_refuses_bad_input() {
     a.issuer_url = "http://oidc.example.com".into();
     assert!(run(a).await.contains("https://"));
     let mut a = args(Some(dir.path().to_path_buf()), false);
-    a.public_key_files.push(fixture("ed25519.pub"));
+    a.keys.public_key_files.push(fixture("ed25519.pub"));
     assert!(run(a).await.contains("ed25519.pub"));
     let mut a = args(None, false);
     a.s3_uri = Some("my-bucket/oidc".into());
@@ -154,20 +151,16 @@ fn jwks_prints_the_published_bytes() {
     let mut out = Vec::new();
     jwks(
         JwksArgs {
-            public_key_files: vec![fixture("p384.sec1.key"), fixture("rsa3072.crt")],
+            keys: KeyFileArgs {
+                public_key_files: vec![fixture("p384.sec1.key"), fixture("rsa3072.crt")],
+            },
         },
         &mut out,
     )
     .unwrap();
     assert_eq!(out.last(), Some(&b'\n'));
     let doc: Value = serde_json::from_slice(&out).unwrap();
-    let kids: Vec<&str> = doc["keys"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|k| k["kid"].as_str().unwrap())
-        .collect();
-    assert_eq!(kids, [kid_of("p384.pub"), kid_of("rsa3072.crt")]);
+    assert_eq!(kids(&doc), [kid_of("p384.pub"), kid_of("rsa3072.crt")]);
 }
 
 /// One request the fake S3 received.

@@ -8,7 +8,7 @@ use std::sync::Arc;
 use axum::Router;
 use axum::body::Body;
 use bytes::Bytes;
-use common::{fixture, kid_of};
+use common::{fixture, kid_of, kids};
 use http::{HeaderMap, Method, Request, StatusCode};
 use irsa_core::IssuerUrl;
 use irsa_issuer::documents::{DocumentStore, Documents};
@@ -147,13 +147,7 @@ async fn serves_both_documents_under_a_path_prefix_with_their_headers() {
     assert_eq!(r.header("content-type"), "application/jwk-set+json");
     assert_eq!(r.header("cache-control"), "public, max-age=3600");
     assert_ne!(r.header("etag"), etag, "each document has its own ETag");
-    let kids: Vec<String> = r.json()["keys"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|k| k["kid"].as_str().unwrap().to_string())
-        .collect();
-    assert_eq!(kids, [kid_of("rsa2048.pub"), kid_of("p256.pub")]);
+    assert_eq!(kids(&r.json()), [kid_of("rsa2048.pub"), kid_of("p256.pub")]);
 
     // A query string (a CDN's cache buster) does not change the path.
     assert_eq!(

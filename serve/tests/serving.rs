@@ -30,12 +30,25 @@ fn write_secret_volume(dir: &Path, generation: u32, cert: &str, key: &str) {
     }
 }
 
-fn client(ca_pem: &str) -> reqwest::Client {
+/// The first generation of a Secret volume in `dir` holding `leaf`, and its file paths.
+fn secret_volume(dir: &Path, leaf: &Leaf) -> TlsFiles {
+    write_secret_volume(dir, 1, &leaf.cert_pem, &leaf.key_pem);
+    TlsFiles {
+        cert: dir.join("tls.crt"),
+        key: dir.join("tls.key"),
+    }
+}
+
+/// GET `url` on a new connection (so with the certificate served now), trusting only `ca`.
+async fn fetch(ca: &Ca, url: &str) -> reqwest::Result<reqwest::Response> {
     reqwest::Client::builder()
-        .tls_certs_only([reqwest::Certificate::from_pem(ca_pem.as_bytes()).unwrap()])
+        .tls_certs_only([reqwest::Certificate::from_pem(ca.pem().as_bytes()).unwrap()])
         .pool_max_idle_per_host(0)
         .build()
         .unwrap()
+        .get(url)
+        .send()
+        .await
 }
 
 async fn start(
@@ -59,55 +72,24 @@ async fn certificate_swapped_through_data_symlink_is_served_to_the_next_connecti
     install_provider();
     let dir = tempfile::tempdir().unwrap();
     let (old_ca, new_ca) = (Ca::new("old-ca"), Ca::new("new-ca"));
-    let Leaf {
-        cert_pem: cert,
-        key_pem: key,
-        ..
-    } = old_ca.leaf(LOOPBACK);
-    write_secret_volume(dir.path(), 1, &cert, &key);
-    let files = TlsFiles {
-        cert: dir.path().join("tls.crt"),
-        key: dir.path().join("tls.key"),
-    };
+    let files = secret_volume(dir.path(), &old_ca.leaf(LOOPBACK));
     let router = Router::new().route("/", get(|| async { "hello" }));
     let (addr, _server) = start(router, Some(files), Shutdown::new(Duration::from_secs(1))).await;
     let url = format!("https://{addr}/");
 
-    assert_eq!(
-        client(&old_ca.pem())
-            .get(&url)
-            .send()
-            .await
-            .unwrap()
-            .text()
-            .await
-            .unwrap(),
-        "hello"
-    );
+    let hello = fetch(&old_ca, &url).await.unwrap().text().await.unwrap();
+    assert_eq!(hello, "hello");
     assert!(
-        client(&new_ca.pem()).get(&url).send().await.is_err(),
+        fetch(&new_ca, &url).await.is_err(),
         "the new CA must not verify the old certificate"
     );
 
-    let Leaf {
-        cert_pem: cert,
-        key_pem: key,
-        ..
-    } = new_ca.leaf(LOOPBACK);
-    write_secret_volume(dir.path(), 2, &cert, &key);
-    assert_eq!(
-        client(&new_ca.pem())
-            .get(&url)
-            .send()
-            .await
-            .unwrap()
-            .text()
-            .await
-            .unwrap(),
-        "hello"
-    );
+    let renewed = new_ca.leaf(LOOPBACK);
+    write_secret_volume(dir.path(), 2, &renewed.cert_pem, &renewed.key_pem);
+    let hello = fetch(&new_ca, &url).await.unwrap().text().await.unwrap();
+    assert_eq!(hello, "hello");
     assert!(
-        client(&old_ca.pem()).get(&url).send().await.is_err(),
+        fetch(&old_ca, &url).await.is_err(),
         "the old certificate must no longer be served"
     );
 }
@@ -128,16 +110,7 @@ fn the_expiry_metric_follows_the_certificate_in_use() {
     install_provider();
     let dir = tempfile::tempdir().unwrap();
     let ca = Ca::new("ca");
-    let Leaf {
-        cert_pem: cert,
-        key_pem: key,
-        ..
-    } = ca.leaf_expiring(LOOPBACK, 2031, 5, 17);
-    write_secret_volume(dir.path(), 1, &cert, &key);
-    let files = TlsFiles {
-        cert: dir.path().join("tls.crt"),
-        key: dir.path().join("tls.key"),
-    };
+    let files = secret_volume(dir.path(), &ca.leaf_expiring(LOOPBACK, 2031, 5, 17));
     let mut registry = prometheus_client::registry::Registry::default();
     let config = ReloadingConfig::new(files)
         .unwrap()
@@ -146,18 +119,14 @@ fn the_expiry_metric_follows_the_certificate_in_use() {
     assert_eq!(expiry_sample(&registry), Some(may_2031));
 
     // Renewed: the metric moves when the server takes the new pair up (the next connection).
-    let Leaf {
-        cert_pem: cert,
-        key_pem: key,
-        ..
-    } = ca.leaf_expiring(LOOPBACK, 2032, 1, 2);
-    write_secret_volume(dir.path(), 2, &cert, &key);
+    let renewed = ca.leaf_expiring(LOOPBACK, 2032, 1, 2);
+    write_secret_volume(dir.path(), 2, &renewed.cert_pem, &renewed.key_pem);
     let _ = config.current();
     let january_2032 = rcgen::date_time_ymd(2032, 1, 2).unix_timestamp();
     assert_eq!(expiry_sample(&registry), Some(january_2032));
 
     // A broken update is not served, so it does not move the metric either.
-    write_secret_volume(dir.path(), 3, "not a certificate", &key);
+    write_secret_volume(dir.path(), 3, "not a certificate", &renewed.key_pem);
     let _ = config.current();
     assert_eq!(expiry_sample(&registry), Some(january_2032));
 }
@@ -167,34 +136,19 @@ async fn a_broken_update_keeps_the_previous_certificate() {
     install_provider();
     let dir = tempfile::tempdir().unwrap();
     let ca = Ca::new("ca");
-    let Leaf {
-        cert_pem: cert,
-        key_pem: key,
-        ..
-    } = ca.leaf(LOOPBACK);
-    write_secret_volume(dir.path(), 1, &cert, &key);
-    let files = TlsFiles {
-        cert: dir.path().join("tls.crt"),
-        key: dir.path().join("tls.key"),
-    };
+    let leaf = ca.leaf(LOOPBACK);
+    let files = secret_volume(dir.path(), &leaf);
     let (addr, _server) = start(
         Router::new().route("/", get(|| async { "ok" })),
         Some(files),
         Shutdown::new(Duration::from_secs(1)),
     )
     .await;
-    let first = client(&ca.pem())
-        .get(format!("https://{addr}/"))
-        .send()
-        .await
-        .unwrap();
+    let url = format!("https://{addr}/");
+    let first = fetch(&ca, &url).await.unwrap();
     assert_eq!(first.text().await.unwrap(), "ok");
-    write_secret_volume(dir.path(), 2, "not a certificate", &key);
-    let response = client(&ca.pem())
-        .get(format!("https://{addr}/"))
-        .send()
-        .await
-        .unwrap();
+    write_secret_volume(dir.path(), 2, "not a certificate", &leaf.key_pem);
+    let response = fetch(&ca, &url).await.unwrap();
     assert_eq!(response.text().await.unwrap(), "ok");
 }
 

@@ -6,7 +6,7 @@ use std::path::PathBuf;
 
 use irsa_core::names::DEFAULT_AUDIENCE;
 
-use super::{AwsArgs, OutputFormat};
+use super::RunArgs;
 use crate::associate::AssociateOptions;
 use crate::preflight::STS_TIMEOUT;
 use crate::thumbprint::ThumbprintSpec;
@@ -16,6 +16,7 @@ use crate::thumbprint::ThumbprintSpec;
 /// Preflight first: discovery and JWKS are fetched and judged the way STS does, and nothing is
 /// created when STS would refuse them. A second run reports no changes.
 #[derive(Debug, Clone, PartialEq, Eq, clap::Args)]
+#[command(mut_arg("dry_run", |a| a.help("Preflight, read and print the plan; change nothing")))]
 pub struct AssociateArgs {
     /// The issuer URL, byte-identical to the tokens' iss (the apiserver's
     /// --service-account-issuer), trailing slash and all. https:// only, no query, no fragment.
@@ -63,17 +64,9 @@ pub struct AssociateArgs {
     #[arg(long, env = "IRSA_PRUNE_CLIENT_IDS")]
     pub prune_client_ids: bool,
 
-    /// Preflight, read and print the plan; change nothing.
-    #[arg(long, env = "IRSA_DRY_RUN")]
-    pub dry_run: bool,
-
-    /// Report format.
-    #[arg(long, env = "IRSA_OUTPUT", value_enum, default_value_t)]
-    pub output: OutputFormat,
-
-    /// AWS credentials, region and role.
+    /// Dry run, report format, AWS credentials.
     #[command(flatten)]
-    pub aws: AwsArgs,
+    pub run: RunArgs,
 }
 
 fn parse_tag(s: &str) -> Result<(String, String), String> {
@@ -92,59 +85,58 @@ pub async fn associate(args: AssociateArgs, out: &mut (dyn Write + Send)) -> any
         ca_file: args.ca_file,
         tags: args.tags.into_iter().collect::<BTreeMap<_, _>>(),
         prune_client_ids: args.prune_client_ids,
-        dry_run: args.dry_run,
-        aws: args.aws.into(),
+        dry_run: args.run.dry_run,
+        aws: args.run.aws.into(),
         timeout: STS_TIMEOUT,
     };
     let report = crate::associate::associate(&opts).await?;
-    super::print(
-        out,
-        args.output,
-        || report.render_text(),
-        || report.to_json(),
-    )
+    super::print(out, args.run.output, &report)
 }
 
 #[cfg(test)]
 mod tests {
+    use super::super::OutputFormat;
+    use super::super::testing::{long_help, parse};
     use super::*;
-    use clap::Parser;
 
-    #[derive(Debug, Parser)]
-    enum Cmd {
-        AssociateOidcProvider(AssociateArgs),
-    }
+    const NAME: &str = "associate-oidc-provider";
 
     #[test]
     fn associate_defaults_and_repeats() {
-        let Cmd::AssociateOidcProvider(a) = Cmd::try_parse_from([
-            "irsa",
-            "associate-oidc-provider",
-            "--issuer-url",
-            "https://x",
-        ])
+        let a: AssociateArgs = parse(
+            NAME,
+            [
+                "irsa",
+                "associate-oidc-provider",
+                "--issuer-url",
+                "https://x",
+            ],
+        )
         .unwrap();
         assert_eq!(a.client_ids, ["sts.amazonaws.com"]);
         assert_eq!(a.thumbprints, [ThumbprintSpec::Auto]);
-        assert_eq!(a.output, OutputFormat::Text);
-        assert!(!a.dry_run && !a.prune_client_ids);
+        assert_eq!(a.run.output, OutputFormat::Text);
+        assert!(!a.run.dry_run && !a.prune_client_ids);
 
-        let Cmd::AssociateOidcProvider(a) = Cmd::try_parse_from([
-            "irsa",
-            "associate-oidc-provider",
-            "--issuer-url=https://x",
-            "--client-id=a",
-            "--client-id=b",
-            "--thumbprint=none",
-            "--tag=team=a=b",
-            "--tag",
-            "env=prod",
-            "--output=json",
-            "--dry-run",
-            "--profile=p",
-            "--region=eu-west-1",
-            "--assume-role-arn=arn:aws:iam::1:role/x",
-        ])
+        let a: AssociateArgs = parse(
+            NAME,
+            [
+                "irsa",
+                "associate-oidc-provider",
+                "--issuer-url=https://x",
+                "--client-id=a",
+                "--client-id=b",
+                "--thumbprint=none",
+                "--tag=team=a=b",
+                "--tag",
+                "env=prod",
+                "--output=json",
+                "--dry-run",
+                "--profile=p",
+                "--region=eu-west-1",
+                "--assume-role-arn=arn:aws:iam::1:role/x",
+            ],
+        )
         .unwrap();
         assert_eq!(a.client_ids, ["a", "b"]);
         assert_eq!(a.thumbprints, [ThumbprintSpec::None]);
@@ -152,10 +144,10 @@ mod tests {
             a.tags,
             [("team".into(), "a=b".into()), ("env".into(), "prod".into())]
         );
-        assert_eq!(a.output, OutputFormat::Json);
-        assert!(a.dry_run);
-        assert_eq!(a.aws.profile.as_deref(), Some("p"));
-        assert_eq!(a.aws.region.as_deref(), Some("eu-west-1"));
+        assert_eq!(a.run.output, OutputFormat::Json);
+        assert!(a.run.dry_run);
+        assert_eq!(a.run.aws.profile.as_deref(), Some("p"));
+        assert_eq!(a.run.aws.region.as_deref(), Some("eu-west-1"));
 
         for bad in [
             &[
@@ -172,19 +164,13 @@ mod tests {
             ],
             &["irsa", "associate-oidc-provider"],
         ] {
-            assert!(Cmd::try_parse_from(bad).is_err(), "{bad:?}");
+            assert!(parse::<AssociateArgs>(NAME, bad).is_err(), "{bad:?}");
         }
     }
 
     #[test]
     fn help_names_the_environment() {
-        use clap::CommandFactory;
-        let mut cmd = Cmd::command();
-        let help = cmd
-            .find_subcommand_mut("associate-oidc-provider")
-            .unwrap()
-            .render_long_help()
-            .to_string();
+        let help = long_help::<AssociateArgs>(NAME);
         for needle in [
             "--issuer-url",
             "IRSA_ISSUER_URL",

@@ -5,7 +5,7 @@ use std::io::Write;
 use irsa_core::names::{DEFAULT_ANNOTATION_PREFIX, DEFAULT_AUDIENCE};
 use irsa_serve::args::KubeArgs;
 
-use super::{AwsArgs, OutputFormat};
+use super::RunArgs;
 use crate::create_role::CreateRoleOptions;
 
 /// Create (or reconcile the trust policy of) an IAM role only one service account can assume.
@@ -66,17 +66,9 @@ pub struct CreateRoleArgs {
     #[command(flatten)]
     pub kube: KubeArgs,
 
-    /// Read and print the plan; change nothing.
-    #[arg(long, env = "IRSA_DRY_RUN")]
-    pub dry_run: bool,
-
-    /// Report format.
-    #[arg(long, env = "IRSA_OUTPUT", value_enum, default_value_t)]
-    pub output: OutputFormat,
-
-    /// AWS credentials, region and role.
+    /// Dry run, report format, AWS credentials.
     #[command(flatten)]
-    pub aws: AwsArgs,
+    pub run: RunArgs,
 }
 
 /// Runs `create-role` and prints its report to `out`.
@@ -91,27 +83,17 @@ pub async fn create_role(args: CreateRoleArgs, out: &mut (dyn Write + Send)) -> 
         annotate_service_account: args.annotate_service_account,
         annotation_prefix: args.annotation_prefix,
         kubeconfig: args.kube.kubeconfig,
-        dry_run: args.dry_run,
-        aws: args.aws.into(),
+        dry_run: args.run.dry_run,
+        aws: args.run.aws.into(),
     };
     let report = crate::create_role::create_role(&opts).await?;
-    super::print(
-        out,
-        args.output,
-        || report.render_text(),
-        || report.to_json(),
-    )
+    super::print(out, args.run.output, &report)
 }
 
 #[cfg(test)]
 mod tests {
+    use super::super::testing::{long_help, parse};
     use super::*;
-    use clap::{CommandFactory, Parser};
-
-    #[derive(Debug, Parser)]
-    enum Cmd {
-        CreateRole(CreateRoleArgs),
-    }
 
     const REQUIRED: [&str; 6] = [
         "irsa",
@@ -122,38 +104,31 @@ mod tests {
         "--role-name=r",
     ];
 
-    fn parse(extra: &[&str]) -> CreateRoleArgs {
-        let Cmd::CreateRole(c) =
-            Cmd::try_parse_from(REQUIRED.iter().chain(extra)).unwrap_or_else(|e| panic!("{e}"));
-        c
+    fn parse_with(extra: &[&str]) -> CreateRoleArgs {
+        parse("create-role", REQUIRED.iter().chain(extra)).unwrap_or_else(|e| panic!("{e}"))
     }
 
     #[test]
     fn create_role_args() {
-        let c = parse(&[
+        let c = parse_with(&[
             "--attach-policy-arn=arn:aws:iam::aws:policy/A",
             "--attach-policy-arn=arn:aws:iam::aws:policy/B",
             "--annotate-service-account",
         ]);
         assert_eq!(c.audience, "sts.amazonaws.com");
         assert_eq!(c.attach_policy_arns.len(), 2);
-        assert!(c.annotate_service_account && !c.dry_run);
+        assert!(c.annotate_service_account && !c.run.dry_run);
         assert_eq!(c.annotation_prefix, "eks.amazonaws.com");
         assert_eq!(c.kube.kubeconfig, None);
 
-        let c = parse(&["--annotation-prefix=irsa.example.com", "--kubeconfig=/k"]);
+        let c = parse_with(&["--annotation-prefix=irsa.example.com", "--kubeconfig=/k"]);
         assert_eq!(c.annotation_prefix, "irsa.example.com");
         assert_eq!(c.kube.kubeconfig, Some("/k".into()));
     }
 
     #[test]
     fn help_names_the_environment() {
-        let mut cmd = Cmd::command();
-        let help = cmd
-            .find_subcommand_mut("create-role")
-            .unwrap()
-            .render_long_help()
-            .to_string();
+        let help = long_help::<CreateRoleArgs>("create-role");
         for needle in [
             "IRSA_ANNOTATE_SERVICE_ACCOUNT",
             "--annotation-prefix <PREFIX>",

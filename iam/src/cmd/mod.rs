@@ -2,7 +2,7 @@
 //! `irsa create-role` ([`create_role`]), each its clap arguments and the function that runs it and
 //! prints the report. The only modules that speak `anyhow`.
 //!
-//! Here: the flag groups both commands share (AWS credentials, the report format) and the printing.
+//! Here: the flag groups both commands share (dry run, report format, AWS credentials) and the printing.
 
 pub mod associate;
 pub mod create_role;
@@ -10,6 +10,7 @@ pub mod create_role;
 use std::io::Write;
 
 use crate::aws::AwsOptions;
+use crate::plan::report::Report;
 
 /// How the report is printed.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, clap::ValueEnum)]
@@ -19,6 +20,23 @@ pub enum OutputFormat {
     Text,
     /// One JSON object for programs.
     Json,
+}
+
+/// The flags every IAM command ends with: a dry run, the report's format, the AWS credentials. Each command
+/// says what its dry run still does (`mut_arg("dry_run", ...)`), as with irsa-serve's groups.
+#[derive(Debug, Clone, Default, PartialEq, Eq, clap::Args)]
+pub struct RunArgs {
+    /// Read and print the plan; change nothing.
+    #[arg(long, env = "IRSA_DRY_RUN")]
+    pub dry_run: bool,
+
+    /// Report format.
+    #[arg(long, env = "IRSA_OUTPUT", value_enum, default_value_t)]
+    pub output: OutputFormat,
+
+    /// AWS credentials, region and role.
+    #[command(flatten)]
+    pub aws: AwsArgs,
 }
 
 /// Where AWS credentials come from, beyond the standard chain (environment, profile, web identity,
@@ -55,15 +73,47 @@ impl From<AwsArgs> for AwsOptions {
 fn print(
     out: &mut (dyn Write + Send),
     format: OutputFormat,
-    text: impl FnOnce() -> String,
-    json: impl FnOnce() -> serde_json::Value,
+    report: &impl Report,
 ) -> anyhow::Result<()> {
     match format {
-        OutputFormat::Text => out.write_all(text().as_bytes())?,
+        OutputFormat::Text => out.write_all(report.render_text().as_bytes())?,
         OutputFormat::Json => {
-            serde_json::to_writer_pretty(&mut *out, &json())?;
+            serde_json::to_writer_pretty(&mut *out, &report.to_json())?;
             writeln!(out)?;
         }
     }
     Ok(())
+}
+
+/// Test support: one command's flags under `irsa <name>`, as the binary nests them, without the binary.
+#[cfg(test)]
+mod testing {
+    use std::ffi::OsString;
+
+    use clap::{Args, Command};
+
+    fn cli<A: Args>(name: &'static str) -> Command {
+        Command::new("irsa").subcommand(A::augment_args(Command::new(name)))
+    }
+
+    /// Parses `argv` (`irsa`, `name`, flags...) into the command's flags.
+    pub(super) fn parse<A: Args>(
+        name: &'static str,
+        argv: impl IntoIterator<Item = impl Into<OsString> + Clone>,
+    ) -> Result<A, clap::Error> {
+        let matches = cli::<A>(name).try_get_matches_from(argv)?;
+        match matches.subcommand_matches(name) {
+            Some(flags) => A::from_arg_matches(flags),
+            None => Err(clap::Error::new(clap::error::ErrorKind::MissingSubcommand)),
+        }
+    }
+
+    /// `irsa <name> --help`.
+    pub(super) fn long_help<A: Args>(name: &'static str) -> String {
+        cli::<A>(name)
+            .find_subcommand_mut(name)
+            .expect("the subcommand")
+            .render_long_help()
+            .to_string()
+    }
 }

@@ -12,7 +12,9 @@ pub mod role;
 use serde::Serialize;
 use serde_json::Value;
 
-pub use provider::{DesiredProvider, ExistingProvider, ProviderChange, ProviderPlan};
+pub use provider::{
+    DesiredProvider, ExistingProvider, ProviderChange, ProviderPlan, ProviderUpdate,
+};
 pub use role::{RolePlan, ServiceAccountChange, ServiceAccountPlan, TrustChange};
 
 /// A plan a command prints and then applies (or not, on a dry run).

@@ -46,19 +46,36 @@ pub enum ProviderChange {
         /// Tags.
         tags: BTreeMap<String, String>,
     },
-    /// Reconcile an existing provider; every field empty means nothing to do.
-    Update {
-        /// `AddClientIDToOpenIDConnectProvider`, one call each.
-        add_client_ids: Vec<String>,
-        /// `RemoveClientIDFromOpenIDConnectProvider`, one call each (only with pruning).
-        remove_client_ids: Vec<String>,
-        /// Client IDs present but not wanted, left alone because pruning is off.
-        kept_client_ids: Vec<String>,
-        /// `UpdateOpenIDConnectProviderThumbprint` with this list.
-        set_thumbprints: Option<Vec<String>>,
-        /// `TagOpenIDConnectProvider` with these (new keys or new values).
-        add_tags: BTreeMap<String, String>,
-    },
+    /// Reconcile an existing provider.
+    Update(ProviderUpdate),
+}
+
+/// How an existing provider is reconciled; every field empty means nothing to do.
+///
+/// A struct of its own so that what counts as a change ([`ProviderUpdate::has_changes`]) is said once,
+/// for the plan and for the calls that apply it.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct ProviderUpdate {
+    /// `AddClientIDToOpenIDConnectProvider`, one call each.
+    pub add_client_ids: Vec<String>,
+    /// `RemoveClientIDFromOpenIDConnectProvider`, one call each (only with pruning).
+    pub remove_client_ids: Vec<String>,
+    /// Client IDs present but not wanted, left alone because pruning is off.
+    pub kept_client_ids: Vec<String>,
+    /// `UpdateOpenIDConnectProviderThumbprint` with this list.
+    pub set_thumbprints: Option<Vec<String>>,
+    /// `TagOpenIDConnectProvider` with these (new keys or new values).
+    pub add_tags: BTreeMap<String, String>,
+}
+
+impl ProviderUpdate {
+    /// Whether applying the update would call IAM at all (kept client IDs are only reported).
+    pub fn has_changes(&self) -> bool {
+        !self.add_client_ids.is_empty()
+            || !self.remove_client_ids.is_empty()
+            || self.set_thumbprints.is_some()
+            || !self.add_tags.is_empty()
+    }
 }
 
 /// The plan for one provider.
@@ -114,13 +131,13 @@ impl ProviderPlan {
                     .filter(|(k, v)| have.tags.get(*k) != Some(*v))
                     .map(|(k, v)| (k.clone(), v.clone()))
                     .collect();
-                ProviderChange::Update {
+                ProviderChange::Update(ProviderUpdate {
                     add_client_ids,
                     remove_client_ids,
                     kept_client_ids,
                     set_thumbprints,
                     add_tags,
-                }
+                })
             }
         };
         ProviderPlan {
@@ -137,18 +154,7 @@ impl Plan for ProviderPlan {
     fn has_changes(&self) -> bool {
         match &self.change {
             ProviderChange::Create { .. } => true,
-            ProviderChange::Update {
-                add_client_ids,
-                remove_client_ids,
-                set_thumbprints,
-                add_tags,
-                ..
-            } => {
-                !add_client_ids.is_empty()
-                    || !remove_client_ids.is_empty()
-                    || set_thumbprints.is_some()
-                    || !add_tags.is_empty()
-            }
+            ProviderChange::Update(update) => update.has_changes(),
         }
     }
 
@@ -185,20 +191,14 @@ impl Plan for ProviderPlan {
                     tags(t)
                 );
             }
-            ProviderChange::Update {
-                add_client_ids,
-                remove_client_ids,
-                kept_client_ids,
-                set_thumbprints,
-                add_tags,
-            } => {
-                for id in add_client_ids {
+            ProviderChange::Update(update) => {
+                for id in &update.add_client_ids {
                     let _ = writeln!(out, "  + add client ID {id}");
                 }
-                for id in remove_client_ids {
+                for id in &update.remove_client_ids {
                     let _ = writeln!(out, "  - remove client ID {id}");
                 }
-                if let (Some(want), Some(have)) = (set_thumbprints, &self.existing) {
+                if let (Some(want), Some(have)) = (&update.set_thumbprints, &self.existing) {
                     let _ = writeln!(
                         out,
                         "  ~ thumbprints {} -> {}",
@@ -206,10 +206,10 @@ impl Plan for ProviderPlan {
                         list(want)
                     );
                 }
-                for (k, v) in add_tags {
+                for (k, v) in &update.add_tags {
                     let _ = writeln!(out, "  + tag {k}={v}");
                 }
-                for id in kept_client_ids {
+                for id in &update.kept_client_ids {
                     let _ = writeln!(
                         out,
                         "  = client ID {id} kept (not asked for; --prune-client-ids removes it)"

@@ -8,15 +8,24 @@ use serde_json::{Map, Value};
 
 use super::Plan;
 
-/// What a run found and did besides its plan.
-#[derive(Debug, Clone, Copy)]
-pub struct Outcome<'a> {
+/// What a run found and did besides its plan: the part of the report both commands share.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Outcome {
     /// Legal but suspicious findings.
-    pub warnings: &'a [String],
+    pub warnings: Vec<String>,
     /// Whether this was a dry run.
     pub dry_run: bool,
-    /// Whether anything was changed.
+    /// Whether anything was changed (after a race, with the plan that was applied).
     pub applied: bool,
+}
+
+/// A command's report, printed for people (`--output text`) or for programs (`--output json`).
+pub trait Report {
+    /// The report for people.
+    fn render_text(&self) -> String;
+
+    /// The report for programs.
+    fn to_json(&self) -> Value;
 }
 
 /// The issuer URL's warnings (the rules every irsa command shares), as report lines.
@@ -29,9 +38,9 @@ pub fn url_warnings(url: &IssuerUrl) -> Vec<String> {
 
 /// The report for people: one `warning:` line each, then `checked` (lines, possibly none), then the
 /// plan, then a reminder that a dry run with changes changed nothing.
-pub fn render_text(outcome: Outcome<'_>, checked: &str, plan: &impl Plan) -> String {
+pub fn render_text(outcome: &Outcome, checked: &str, plan: &impl Plan) -> String {
     let mut out = String::new();
-    for w in outcome.warnings {
+    for w in &outcome.warnings {
         let _ = writeln!(out, "warning: {w}");
     }
     out.push_str(checked);
@@ -45,7 +54,7 @@ pub fn render_text(outcome: Outcome<'_>, checked: &str, plan: &impl Plan) -> Str
 /// The report for programs: the plan under `plan_key`, the warnings, `dry_run` and `applied`, plus
 /// the command's own `extra` fields.
 pub fn to_json(
-    outcome: Outcome<'_>,
+    outcome: &Outcome,
     plan_key: &str,
     plan: &impl Plan,
     extra: impl IntoIterator<Item = (&'static str, Value)>,
@@ -55,7 +64,7 @@ pub fn to_json(
         v.insert(k.to_owned(), x);
     }
     v.insert(plan_key.to_owned(), plan.to_json());
-    v.insert("warnings".to_owned(), outcome.warnings.into());
+    v.insert("warnings".to_owned(), outcome.warnings.clone().into());
     v.insert("dry_run".to_owned(), outcome.dry_run.into());
     v.insert("applied".to_owned(), outcome.applied.into());
     Value::Object(v)
@@ -84,9 +93,8 @@ mod tests {
 
     #[test]
     fn text_and_json() {
-        let warnings = ["w1".to_owned()];
-        let outcome = Outcome {
-            warnings: &warnings,
+        let outcome = &Outcome {
+            warnings: vec!["w1".to_owned()],
             dry_run: true,
             applied: false,
         };

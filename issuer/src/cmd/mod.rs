@@ -3,6 +3,7 @@
 
 use std::path::PathBuf;
 
+use clap::Args;
 use irsa_core::IssuerUrl;
 
 use crate::Warning;
@@ -12,6 +13,25 @@ use crate::paths::Paths;
 pub mod jwks;
 pub mod publish;
 pub mod serve;
+
+/// The key files whose public keys are published (`--public-key-file`), defined once for the three commands.
+///
+/// Whether the flag is required, and its help line, are each command's (`mut_arg`, as with irsa-serve's
+/// groups): `jwks` and `publish` require it and point to `serve`'s help; `serve` can take its keys from the
+/// apiserver instead, and its help (this one) says what the files may hold.
+#[derive(Debug, Clone, Default, Args)]
+pub struct KeyFileArgs {
+    /// A PEM file of public keys: PUBLIC KEY, RSA PUBLIC KEY, CERTIFICATE, or a private key (RSA PRIVATE KEY,
+    /// PRIVATE KEY, EC PRIVATE KEY) of which only the public half is published. Repeat for several files
+    /// (the apiserver's --service-account-key-file values); re-read when they change.
+    #[arg(
+        long = "public-key-file",
+        env = "IRSA_PUBLIC_KEY_FILE",
+        value_name = "FILE",
+        value_delimiter = ','
+    )]
+    pub public_key_files: Vec<PathBuf>,
+}
 
 /// The paths of `issuer_url` (and `jwks_uri`), after logging what will bite in AWS.
 fn paths(issuer_url: &str, jwks_uri: Option<&str>, allow_http: bool) -> anyhow::Result<Paths> {
@@ -80,7 +100,7 @@ mod tests {
             panic!("{serve:?}")
         };
         assert_eq!(
-            serve.public_key_files,
+            serve.keys.public_key_files,
             [PathBuf::from("a"), PathBuf::from("b")]
         );
         assert_eq!(serve.listen.listen.to_string(), "0.0.0.0:8443");
@@ -90,117 +110,68 @@ mod tests {
             std::time::Duration::from_secs(10)
         );
         assert_eq!(serve.max_age, 3600);
-        // A key source is required, and only one.
-        assert!(parse(&["serve", "--issuer-url", "https://h"]).is_err());
-        assert!(
-            parse(&[
-                "serve",
-                "--issuer-url",
-                "https://h",
-                "--public-key-file",
-                "a",
-                "--from-apiserver"
-            ])
-            .is_err()
-        );
-        assert!(
-            parse(&[
-                "serve",
-                "--issuer-url",
-                "https://h",
-                "--from-apiserver",
-                "--kubeconfig",
-                "k"
-            ])
-            .is_ok()
-        );
-        // TLS files go together and exclude --plain-http.
-        assert!(
-            parse(&[
-                "serve",
-                "--issuer-url",
-                "https://h",
-                "--public-key-file",
-                "a",
-                "--tls-cert-file",
-                "c"
-            ])
-            .is_err()
-        );
-        assert!(
-            parse(&[
-                "serve",
-                "--issuer-url",
-                "u",
-                "--public-key-file",
-                "a",
-                "--tls-cert-file",
-                "c",
-                "--tls-key-file",
-                "k",
-                "--plain-http"
-            ])
-            .is_err()
-        );
-        // publish needs exactly one destination.
-        assert!(
-            parse(&[
-                "publish",
-                "--issuer-url",
-                "https://h",
-                "--public-key-file",
-                "a"
-            ])
-            .is_err()
-        );
-        assert!(
-            parse(&[
-                "publish",
-                "--issuer-url",
-                "https://h",
-                "--public-key-file",
-                "a",
-                "--out",
-                "d",
-                "--s3-uri",
-                "s3://b"
-            ])
-            .is_err()
-        );
-        assert!(
-            parse(&[
-                "publish",
-                "--issuer-url",
-                "https://h",
-                "--public-key-file",
-                "a",
-                "--s3-uri",
-                "s3://b",
-                "--dry-run"
-            ])
-            .is_ok()
-        );
-        assert!(parse(&["jwks"]).is_err());
-    }
 
-    #[test]
-    fn kubeconfig_help_says_the_kubeconfig_comes_before_in_cluster() {
-        use clap::CommandFactory as _;
-        let mut cli = Cli::command();
-        let help = cli
-            .find_subcommand_mut("serve")
-            .unwrap()
-            .render_long_help()
-            .to_string();
-        let kubeconfig = help
-            .split("--kubeconfig <FILE>")
-            .nth(1)
-            .and_then(|rest| rest.split("[env: IRSA_KUBECONFIG=]").next())
-            .unwrap_or_else(|| panic!("no --kubeconfig in\n{help}"));
-        // kube's Config::infer reads $KUBECONFIG / ~/.kube/config first and falls back to in-cluster.
-        let local = kubeconfig.find("~/.kube/config").expect(kubeconfig);
-        let in_cluster = kubeconfig.find("in-cluster").expect(kubeconfig);
-        assert!(local < in_cluster, "{kubeconfig}");
-        assert!(kubeconfig.contains("--from-apiserver"), "{kubeconfig}");
+        // Each command's rules on top of the shared groups, as (arguments, accepted).
+        let serve =
+            |url, extra: &[&'static str]| [&["serve", "--issuer-url", url][..], extra].concat();
+        let publish = |extra: &[&'static str]| {
+            let required = [
+                "publish",
+                "--issuer-url",
+                "https://h",
+                "--public-key-file",
+                "a",
+            ];
+            [&required[..], extra].concat()
+        };
+        let cases = [
+            // serve: a key source is required, and only one.
+            (serve("https://h", &[]), false),
+            (
+                serve("https://h", &["--public-key-file", "a", "--from-apiserver"]),
+                false,
+            ),
+            (
+                serve("https://h", &["--from-apiserver", "--kubeconfig", "k"]),
+                true,
+            ),
+            // serve: TLS files go together and exclude --plain-http.
+            (
+                serve(
+                    "https://h",
+                    &["--public-key-file", "a", "--tls-cert-file", "c"],
+                ),
+                false,
+            ),
+            (
+                serve(
+                    "u",
+                    &[
+                        "--public-key-file",
+                        "a",
+                        "--tls-cert-file",
+                        "c",
+                        "--tls-key-file",
+                        "k",
+                        "--plain-http",
+                    ],
+                ),
+                false,
+            ),
+            // publish needs exactly one destination.
+            (publish(&[]), false),
+            (publish(&["--out", "d", "--s3-uri", "s3://b"]), false),
+            (publish(&["--s3-uri", "s3://b", "--dry-run"]), true),
+            // jwks needs a key file.
+            (vec!["jwks"], false),
+        ];
+        for (args, accepted) in cases {
+            assert_eq!(
+                parse(&args).is_ok(),
+                accepted,
+                "{args:?}: {:?}",
+                parse(&args)
+            );
+        }
     }
 }

@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use anyhow::bail;
 use clap::{ArgGroup, Args};
 
-use super::{load, log_warnings, paths};
+use super::{KeyFileArgs, load, log_warnings, paths};
 use crate::documents::Documents;
 use crate::publish::{self, S3Uri};
 use crate::routes::DEFAULT_MAX_AGE;
@@ -14,21 +14,18 @@ use crate::routes::DEFAULT_MAX_AGE;
 /// `irsa issuer publish`: write the two documents for static hosting (a directory or S3).
 #[derive(Debug, Clone, Args)]
 #[command(group(ArgGroup::new("destination").required(true).args(["out", "s3_uri"])))]
+#[command(mut_arg("public_key_files", |a| a.required(true).help(
+    "A PEM file of public keys (see `serve`); repeat for several. Publish old and new keys together while \
+     rotating"
+)))]
 pub struct PublishArgs {
     /// The issuer URL, exactly as the apiserver's --service-account-issuer (the tokens' `iss`).
     #[arg(long, env = "IRSA_ISSUER_URL", value_name = "URL")]
     pub issuer_url: String,
 
-    /// A PEM file of public keys (see `serve`); repeat for several. Publish old and new keys together while
-    /// rotating.
-    #[arg(
-        long = "public-key-file",
-        env = "IRSA_PUBLIC_KEY_FILE",
-        value_name = "FILE",
-        value_delimiter = ',',
-        required = true
-    )]
-    pub public_key_files: Vec<PathBuf>,
+    #[command(flatten)]
+    #[allow(missing_docs)]
+    pub keys: KeyFileArgs,
 
     /// The `jwks_uri` to publish (default: <issuer-url path>/openid/v1/jwks on the issuer's host).
     #[arg(long, env = "IRSA_JWKS_URI", value_name = "URL")]
@@ -57,7 +54,7 @@ pub struct PublishArgs {
 /// Runs `irsa issuer publish`, reporting on `out` what was (or would be) written.
 pub async fn publish(args: PublishArgs, out: &mut (dyn Write + Send)) -> anyhow::Result<()> {
     let paths = paths(&args.issuer_url, args.jwks_uri.as_deref(), false)?;
-    let loaded = load(&args.public_key_files)?;
+    let loaded = load(&args.keys.public_key_files)?;
     let (docs, warnings) = Documents::render(&paths, &loaded.keys);
     log_warnings(&warnings);
     let files = publish::files(&paths, &docs)?;

@@ -1,6 +1,5 @@
 //! `irsa issuer serve`: serve the discovery document and the JWKS, reloaded from key files or the apiserver.
 
-use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -11,7 +10,7 @@ use irsa_serve::tls::ReloadingConfig;
 use irsa_serve::{Listeners, Readiness, Runtime, Shutdown};
 use tokio::net::TcpListener;
 
-use super::paths;
+use super::{KeyFileArgs, paths};
 use crate::apiserver;
 use crate::documents::{DocumentStore, Publisher};
 use crate::metrics::Metrics;
@@ -55,16 +54,9 @@ pub struct ServeArgs {
     #[arg(long, env = "IRSA_ISSUER_URL", value_name = "URL")]
     pub issuer_url: String,
 
-    /// A PEM file of public keys: PUBLIC KEY, RSA PUBLIC KEY, CERTIFICATE, or a private key (RSA PRIVATE KEY,
-    /// PRIVATE KEY, EC PRIVATE KEY) of which only the public half is published. Repeat for several files
-    /// (the apiserver's --service-account-key-file values); re-read when they change.
-    #[arg(
-        long = "public-key-file",
-        env = "IRSA_PUBLIC_KEY_FILE",
-        value_name = "FILE",
-        value_delimiter = ','
-    )]
-    pub public_key_files: Vec<PathBuf>,
+    #[command(flatten)]
+    #[allow(missing_docs)]
+    pub keys: KeyFileArgs,
 
     /// Republish the apiserver's own /openid/v1/jwks (cleaned for STS) instead of key files; for clusters
     /// whose apiserver is not reachable from the internet. Needs the ClusterRole
@@ -186,7 +178,7 @@ async fn run(args: ServeArgs, mut runtime: Runtime) -> anyhow::Result<()> {
             stopped(),
         ));
     } else {
-        let mut files = KeyFiles::new(args.public_key_files);
+        let mut files = KeyFiles::new(args.keys.public_key_files);
         // Start only with a complete key set: a missing or bad file at start is an error, later a warning.
         let loaded = files.poll()?.unwrap_or_default();
         publisher.publish(&loaded.keys, &loaded.warnings);

@@ -211,17 +211,4 @@ mod tests {
         assert!(parse(&["--tls-cert-file", "c"]).is_err());
         assert!(parse(&["--self-signed"]).is_ok());
     }
-
-    #[test]
-    fn kubeconfig_help_says_the_kubeconfig_comes_before_in_cluster() {
-        let help = Cli::command().render_long_help().to_string();
-        let kubeconfig = help
-            .split("--kubeconfig <FILE>")
-            .nth(1)
-            .and_then(|rest| rest.split("[env: IRSA_KUBECONFIG=]").next())
-            .unwrap_or_else(|| panic!("no --kubeconfig in\n{help}"));
-        let local = kubeconfig.find("~/.kube/config").expect(kubeconfig);
-        let in_cluster = kubeconfig.find("in-cluster").expect(kubeconfig);
-        assert!(local < in_cluster, "{kubeconfig}");
-    }
 }
