@@ -80,6 +80,63 @@ pub struct DrainArgs {
     pub drain_timeout: Duration,
 }
 
+/// How long a client may take over each part of a connection, on the serving port (the same for every
+/// command: the clients are Kubernetes' and AWS's, not the command's). Each timeout closes the connection and
+/// counts it in `<prefix>_connections_closed_total{reason}` ([`crate::Runtime::limit_connections`]).
+#[derive(Clone, Debug, PartialEq, Eq, clap::Args)]
+pub struct ConnectionArgs {
+    /// How long a TLS handshake may take. Scanners and half-open connections get no further.
+    #[arg(long, env = "IRSA_TLS_HANDSHAKE_TIMEOUT", value_name = "DURATION",
+          value_parser = crate::duration::parse, default_value = "10s")]
+    pub tls_handshake_timeout: Duration,
+
+    /// How long a client may take to send a request's headers (HTTP/1.1), counted from their first byte, or
+    /// from the handshake for a connection's first request. The apiserver and STS send them in one write;
+    /// this only ever closes clients that trickle headers or connect and say nothing.
+    #[arg(long, env = "IRSA_HEADER_READ_TIMEOUT", value_name = "DURATION",
+          value_parser = crate::duration::parse, default_value = "10s")]
+    pub header_read_timeout: Duration,
+
+    /// How long a client may take to send a whole request body, from its headers; then 408 and the
+    /// connection closes. An AdmissionReview is a few MiB at most, and the apiserver gives up on a webhook
+    /// after 30s at most anyway.
+    #[arg(long, env = "IRSA_BODY_READ_TIMEOUT", value_name = "DURATION",
+          value_parser = crate::duration::parse, default_value = "30s")]
+    pub body_read_timeout: Duration,
+
+    /// How long a connection may wait, no request in progress, for its next request (HTTP/2: for a new
+    /// stream) before it is closed (HTTP/2 with a GOAWAY). Longer than the 90s Go clients (the apiserver)
+    /// keep an idle connection, so the client closes first and never sends a request into our close.
+    #[arg(long, env = "IRSA_IDLE_TIMEOUT", value_name = "DURATION",
+          value_parser = crate::duration::parse, default_value = "120s")]
+    pub idle_timeout: Duration,
+
+    /// How often an HTTP/2 connection is PINGed, so a peer that vanished (a node gone, a NAT entry dropped)
+    /// is noticed while its connection looks open.
+    #[arg(long, env = "IRSA_HTTP2_KEEP_ALIVE_INTERVAL", value_name = "DURATION",
+          value_parser = crate::duration::parse, default_value = "20s")]
+    pub http2_keep_alive_interval: Duration,
+
+    /// How long an HTTP/2 PING may go unanswered before the connection is closed.
+    #[arg(long, env = "IRSA_HTTP2_KEEP_ALIVE_TIMEOUT", value_name = "DURATION",
+          value_parser = crate::duration::parse, default_value = "20s")]
+    pub http2_keep_alive_timeout: Duration,
+}
+
+impl Default for ConnectionArgs {
+    /// The flags' defaults (tests and embedding; a unit test keeps the two in step).
+    fn default() -> Self {
+        Self {
+            tls_handshake_timeout: Duration::from_secs(10),
+            header_read_timeout: Duration::from_secs(10),
+            body_read_timeout: Duration::from_secs(30),
+            idle_timeout: Duration::from_secs(120),
+            http2_keep_alive_interval: Duration::from_secs(20),
+            http2_keep_alive_timeout: Duration::from_secs(20),
+        }
+    }
+}
+
 /// Where the Kubernetes client's configuration comes from (`--kubeconfig`).
 #[derive(Clone, Debug, Default, clap::Args)]
 pub struct KubeArgs {
@@ -120,6 +177,8 @@ mod tests {
         kube: KubeArgs,
         #[command(flatten)]
         drain: DrainArgs,
+        #[command(flatten)]
+        connection: ConnectionArgs,
     }
 
     #[derive(Debug, clap::Parser)]
@@ -186,5 +245,34 @@ mod tests {
             !kubeconfig.contains("in-cluster configuration, then"),
             "{kubeconfig}"
         );
+    }
+
+    #[test]
+    fn connection_limits_default_to_the_flags_defaults_and_parse_durations() {
+        let serve = Serve::try_parse_from(["serve"]).unwrap();
+        assert_eq!(serve.connection, ConnectionArgs::default());
+        let help = Serve::command().render_long_help().to_string();
+        for shown in [
+            "--header-read-timeout <DURATION>",
+            "IRSA_BODY_READ_TIMEOUT",
+            "[default: 120s]",
+            "--http2-keep-alive-interval <DURATION>",
+        ] {
+            assert!(help.contains(shown), "{shown} missing from\n{help}");
+        }
+        let serve = Serve::try_parse_from([
+            "serve",
+            "--header-read-timeout",
+            "300ms",
+            "--idle-timeout",
+            "2m",
+        ])
+        .unwrap();
+        assert_eq!(
+            serve.connection.header_read_timeout,
+            Duration::from_millis(300)
+        );
+        assert_eq!(serve.connection.idle_timeout, Duration::from_secs(120));
+        assert!(Serve::try_parse_from(["serve", "--body-read-timeout", "0s"]).is_err());
     }
 }

@@ -5,12 +5,16 @@
 //! plain HTTP and drains it gracefully; [`admin`] is the separate admin port (`/livez`, `/readyz`,
 //! `/metrics`); [`shutdown`] turns SIGTERM into a drain and a second signal into an immediate exit;
 //! [`logging`] sets up `tracing` from `--log-format` / `--log-level`; [`certificate`] reads a certificate's
-//! expiry. [`args`] holds the flag groups every server flattens into its command, and [`runtime`] the one
+//! expiry; [`connection`] serves one connection within its header, body and idle timeouts and closes it so
+//! that a refusal reaches the client; [`body_limit`] refuses a body too large from its `Content-Length`.
+//! [`args`] holds the flag groups every server flattens into its command, and [`runtime`] the one
 //! start-up they share: listeners, registry, readiness, signals, the admin and the main server, drain.
 
 pub mod admin;
 pub mod args;
+pub mod body_limit;
 pub mod certificate;
+pub mod connection;
 pub mod duration;
 pub mod kube_client;
 pub mod logging;
@@ -22,5 +26,5 @@ pub mod tls;
 
 pub use readiness::Readiness;
 pub use runtime::{Listeners, Runtime};
-pub use server::serve;
+pub use server::{serve, serve_with};
 pub use shutdown::Shutdown;

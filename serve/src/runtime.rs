@@ -13,7 +13,8 @@ use axum::Router;
 use prometheus_client::registry::Registry;
 use tokio::net::TcpListener;
 
-use crate::args::{AdminArgs, DrainArgs, ListenArgs};
+use crate::args::{AdminArgs, ConnectionArgs, DrainArgs, ListenArgs};
+use crate::connection::{ClosedConnections, Connections};
 use crate::tls::ReloadingConfig;
 use crate::{Readiness, Shutdown};
 
@@ -60,6 +61,7 @@ pub struct Runtime {
     registry: Registry,
     readiness: Readiness,
     shutdown: Shutdown,
+    connections: Connections,
 }
 
 impl Runtime {
@@ -83,7 +85,17 @@ impl Runtime {
             registry: Registry::default(),
             readiness,
             shutdown,
+            connections: Connections::default(),
         }
+    }
+
+    /// Limits the serving port's connections as `limits` says (else the defaults), and counts the ones a
+    /// limit closes as `<prefix>_connections_closed_total{reason}`.
+    pub fn limit_connections(&mut self, limits: &ConnectionArgs, prefix: &str) {
+        self.connections = Connections {
+            limits: limits.clone(),
+            closed: ClosedConnections::register(self.registry.sub_registry_with_prefix(prefix)),
+        };
     }
 
     /// The registry `/metrics` serves; register the command's metrics here before [`Runtime::run`].
@@ -109,6 +121,7 @@ impl Runtime {
             registry,
             readiness,
             shutdown,
+            connections,
         } = self;
         tracing::info!(
             listen = %display_addr(&listeners.main),
@@ -116,13 +129,18 @@ impl Runtime {
             tls = tls.is_some(),
             "serving"
         );
-        let admin = crate::serve(
+        // The admin port has the same limits; its early closes are not counted with the serving port's.
+        let admin = crate::serve_with(
             listeners.admin,
             crate::admin::router(Arc::new(registry), readiness),
             None,
             shutdown.clone(),
+            Connections {
+                limits: connections.limits.clone(),
+                closed: ClosedConnections::default(),
+            },
         );
-        let main = crate::serve(listeners.main, router, tls, shutdown);
+        let main = crate::serve_with(listeners.main, router, tls, shutdown, connections);
         tokio::join!(main, admin);
         tracing::info!("drained; exiting");
     }

@@ -26,11 +26,14 @@ pub struct TlsFiles {
 }
 
 /// Why a certificate or key could not be loaded.
+///
+/// A message never repeats its cause: the cause is the error's `source()`, which `{:#}` (anyhow) and
+/// [`crate::logging::error_chain`] print after it.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum TlsError {
     /// A file could not be read.
-    #[error("cannot read {path}: {source}")]
+    #[error("cannot read {path}")]
     Read {
         /// The file.
         path: PathBuf,
@@ -45,8 +48,14 @@ pub enum TlsError {
         "{0}: no PEM private key found (expected PRIVATE KEY, RSA PRIVATE KEY or EC PRIVATE KEY)"
     )]
     NoKey(PathBuf),
+    /// The key file holds an encrypted private key; a server has nobody to ask for the passphrase.
+    #[error(
+        "{0}: the private key is encrypted ({1}); give an unencrypted key, for example \
+         `openssl pkey -in key.pem -out key.plain.pem` (it asks for the passphrase)"
+    )]
+    EncryptedKey(PathBuf, &'static str),
     /// rustls refused the pair, for example a key that does not match the certificate.
-    #[error("invalid certificate or key ({cert} / {key}): {source}")]
+    #[error("invalid certificate or key ({cert} / {key})")]
     Rejected {
         /// The certificate file.
         cert: PathBuf,
@@ -138,7 +147,10 @@ impl ReloadingConfig {
                 }
                 Err(err) => {
                     // Keep the stamps old so the next connection retries; keep serving the last good pair.
-                    tracing::warn!(%err, "serving certificate changed but does not load; keeping the previous one");
+                    tracing::warn!(
+                        err = crate::logging::error_chain(&err),
+                        "serving certificate changed but does not load; keeping the previous one"
+                    );
                 }
             }
         }
@@ -164,6 +176,23 @@ pub fn load(files: &TlsFiles) -> Result<Arc<ServerConfig>, TlsError> {
     read(files).map(|(config, _)| config)
 }
 
+/// How `pem` says its private key is encrypted, if it does: a PKCS#8 `ENCRYPTED PRIVATE KEY`, or the
+/// RFC 1421 `Proc-Type: 4,ENCRYPTED` header of a legacy `RSA`/`EC PRIVATE KEY`. Neither parses as a key, and
+/// "no key found" would send the operator looking for the wrong problem.
+fn encrypted(pem: &[u8]) -> Option<&'static str> {
+    let text = String::from_utf8_lossy(pem);
+    if text.contains("-----BEGIN ENCRYPTED PRIVATE KEY-----") {
+        Some("ENCRYPTED PRIVATE KEY")
+    } else if text
+        .lines()
+        .any(|line| line.trim() == "Proc-Type: 4,ENCRYPTED")
+    {
+        Some("Proc-Type: 4,ENCRYPTED")
+    } else {
+        None
+    }
+}
+
 /// [`load`], and the leaf's `notAfter` when it can be read.
 fn read(files: &TlsFiles) -> Result<(Arc<ServerConfig>, Option<SystemTime>), TlsError> {
     let cert_pem = fs::read(&files.cert).map_err(|source| TlsError::Read {
@@ -180,6 +209,9 @@ fn read(files: &TlsFiles) -> Result<(Arc<ServerConfig>, Option<SystemTime>), Tls
     if chain.is_empty() {
         return Err(TlsError::NoCertificate(files.cert.clone()));
     }
+    if let Some(kind) = encrypted(&key_pem) {
+        return Err(TlsError::EncryptedKey(files.key.clone(), kind));
+    }
     let key =
         PrivateKeyDer::from_pem_slice(&key_pem).map_err(|_| TlsError::NoKey(files.key.clone()))?;
     let not_after = crate::certificate::fields(&chain[0]).map(|fields| fields.not_after);
@@ -194,4 +226,92 @@ fn read(files: &TlsFiles) -> Result<(Arc<ServerConfig>, Option<SystemTime>), Tls
         })?;
     config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
     Ok((Arc::new(config), not_after))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn install_provider() {
+        let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
+    }
+
+    /// A certificate and its key, in `dir`.
+    fn pair(dir: &Path) -> (TlsFiles, rcgen::KeyPair) {
+        let key = rcgen::KeyPair::generate().unwrap();
+        let cert = rcgen::CertificateParams::new(vec!["a.example".to_string()])
+            .unwrap()
+            .self_signed(&key)
+            .unwrap();
+        let files = TlsFiles {
+            cert: dir.join("tls.crt"),
+            key: dir.join("tls.key"),
+        };
+        fs::write(&files.cert, cert.pem()).unwrap();
+        fs::write(&files.key, key.serialize_pem()).unwrap();
+        (files, key)
+    }
+
+    /// How an error reaches the operator: anyhow's one-line chain, as `irsa` prints it.
+    fn chain(err: TlsError) -> String {
+        format!("{:#}", anyhow::Error::from(err))
+    }
+
+    #[test]
+    fn an_encrypted_key_is_called_encrypted_and_the_fix_is_given() {
+        install_provider();
+        let dir = tempfile::tempdir().unwrap();
+        let (files, _) = pair(dir.path());
+        let pkcs8 = "-----BEGIN ENCRYPTED PRIVATE KEY-----\nMIIBvTBXBgkqhkiG9w0BBQ0wSjApBgkqhkiG9w0BBQwwHAQI\n-----END ENCRYPTED PRIVATE KEY-----\n";
+        let legacy = "-----BEGIN RSA PRIVATE KEY-----\nProc-Type: 4,ENCRYPTED\nDEK-Info: AES-128-CBC,00112233445566778899AABBCCDDEEFF\n\nAAEC\n-----END RSA PRIVATE KEY-----\n";
+        for (pem, kind) in [
+            (pkcs8, "ENCRYPTED PRIVATE KEY"),
+            (legacy, "Proc-Type: 4,ENCRYPTED"),
+        ] {
+            fs::write(&files.key, pem).unwrap();
+            let err = chain(load(&files).unwrap_err());
+            assert!(
+                err.contains("tls.key: the private key is encrypted"),
+                "{err}"
+            );
+            assert!(err.contains(kind), "{err}");
+            assert!(
+                err.contains("openssl pkey -in key.pem -out key.plain.pem"),
+                "{err}"
+            );
+            assert!(!err.contains("no PEM private key"), "{err}");
+        }
+    }
+
+    #[test]
+    fn an_error_names_its_cause_once() {
+        install_provider();
+        let dir = tempfile::tempdir().unwrap();
+        let (mut files, _) = pair(dir.path());
+
+        // A directory where the key should be: the I/O error, once.
+        let key = std::mem::replace(&mut files.key, dir.path().to_owned());
+        let err = chain(load(&files).unwrap_err());
+        let cause = std::io::Error::from_raw_os_error(21).to_string();
+        assert!(
+            err.starts_with(&format!("cannot read {}: ", dir.path().display())),
+            "{err}"
+        );
+        assert_eq!(err.matches(&cause).count(), 1, "{err}");
+
+        // A key that is not the certificate's: rustls's reason, once.
+        files.key = key;
+        fs::write(
+            &files.key,
+            rcgen::KeyPair::generate().unwrap().serialize_pem(),
+        )
+        .unwrap();
+        let TlsError::Rejected { source, .. } = load(&files).unwrap_err() else {
+            panic!("a mismatched key must be rejected by rustls");
+        };
+        let reason = source.to_string();
+        let err = chain(load(&files).unwrap_err());
+        assert!(err.starts_with("invalid certificate or key ("), "{err}");
+        assert_eq!(err.matches(&reason).count(), 1, "{reason} in {err}");
+    }
 }

@@ -9,8 +9,8 @@ use std::time::Instant;
 
 use axum::Router;
 use axum::body::Bytes;
-use axum::extract::{DefaultBodyLimit, State};
-use axum::http::{StatusCode, header};
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 
@@ -35,16 +35,49 @@ pub struct AdmissionState {
     pub metrics: Metrics,
 }
 
-/// The webhook's router: `POST /mutate`, bodies over `max_body_bytes` refused with 413.
+/// The webhook's router: `POST /mutate`, bodies over `max_body_bytes` refused with 413 (from their
+/// `Content-Length` before they are read, see [`irsa_serve::body_limit`]), bodies that are not
+/// `application/json` with 415.
 pub fn router(state: Arc<AdmissionState>, max_body_bytes: usize) -> Router {
-    Router::new()
+    let router = Router::new()
         .route("/mutate", post(admit))
-        .layer(DefaultBodyLimit::max(max_body_bytes))
-        .with_state(state)
+        .with_state(state);
+    irsa_serve::body_limit::limit(router, max_body_bytes)
 }
 
-async fn admit(State(state): State<Arc<AdmissionState>>, body: Bytes) -> Response {
+/// Whether `headers` say the body is JSON: `application/json`, parameters (`charset=utf-8`) allowed, as the
+/// apiserver sends it.
+fn is_json(headers: &HeaderMap) -> bool {
+    headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|value| value.to_str().ok())
+        .and_then(|value| value.split(';').next())
+        .is_some_and(|media_type| media_type.trim().eq_ignore_ascii_case("application/json"))
+}
+
+async fn admit(
+    State(state): State<Arc<AdmissionState>>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
     let started = Instant::now();
+    if !is_json(&headers) {
+        // Not what the apiserver sends: say what is expected rather than a JSON parse error about the body.
+        let got = headers
+            .get(header::CONTENT_TYPE)
+            .map_or("none".into(), |value| {
+                String::from_utf8_lossy(value.as_bytes()).into_owned()
+            });
+        tracing::warn!(content_type = %got, "AdmissionReview with the wrong Content-Type");
+        state.metrics.admission(ServerOutcome::InvalidRequest);
+        return (
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            format!(
+                "POST /mutate takes an AdmissionReview as Content-Type: application/json, not {got:?}\n"
+            ),
+        )
+            .into_response();
+    }
     let response = match review::decode(&body) {
         Ok(request) => {
             let (decision, outcome) = decide(&state, &request).await;

@@ -405,9 +405,81 @@ async fn serves_admissions_over_real_tls() {
     assert!(injects_role(&body["response"]));
     let malformed = client
         .post(format!("https://{addr}/mutate"))
+        .header("content-type", "application/json")
         .body("[]")
         .send()
         .await
         .unwrap();
     assert_eq!(malformed.status(), 400);
+    // Without a Content-Type, refused as what it is.
+    let untyped = client
+        .post(format!("https://{addr}/mutate"))
+        .body("[]")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(untyped.status(), 415);
+    // Too large by its Content-Length: refused before it is sent, never "100 Continue".
+    let oversized = client
+        .post(format!("https://{addr}/mutate"))
+        .header("content-type", "application/json")
+        .header("expect", "100-continue")
+        .body(vec![b' '; (1 << 20) + 1])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(oversized.status(), 413);
+}
+
+/// The apiserver sends `application/json`; anything else is refused with 415 and a body that says what is
+/// expected, and counted as an invalid request.
+#[tokio::test]
+async fn a_body_that_is_not_json_gets_415() {
+    let f = fixture(Apiserver::Failing, OnFailure::Deny, Duration::from_secs(1));
+    let body = serde_json::to_vec(&review("cached", "app", "u-1")).unwrap();
+    for content_type in [
+        Some("text/plain"),
+        Some("application/x-www-form-urlencoded"),
+        Some("application/jsonx"),
+        None,
+    ] {
+        let mut request = Request::post("/mutate");
+        if let Some(content_type) = content_type {
+            request = request.header("content-type", content_type);
+        }
+        let response = router(f.state.clone(), 64 * 1024)
+            .oneshot(request.body(Body::from(body.clone())).unwrap())
+            .await
+            .unwrap();
+        assert_eq!(
+            response.status(),
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "{content_type:?}"
+        );
+        let text = response.into_body().collect().await.unwrap().to_bytes();
+        let text = String::from_utf8_lossy(&text);
+        assert!(text.contains("Content-Type: application/json"), "{text}");
+        assert!(text.contains(content_type.unwrap_or("none")), "{text}");
+    }
+    let invalid = f.state.metrics.admissions.get_or_create(&OutcomeLabel {
+        outcome: "invalid-request",
+    });
+    assert_eq!(invalid.get(), 4);
+
+    // The apiserver's own, and its variants, are accepted.
+    for content_type in [
+        "application/json",
+        "application/json; charset=utf-8",
+        "Application/JSON",
+    ] {
+        let request = Request::post("/mutate")
+            .header("content-type", content_type)
+            .body(Body::from(body.clone()))
+            .unwrap();
+        let response = router(f.state.clone(), 64 * 1024)
+            .oneshot(request)
+            .await
+            .unwrap();
+        assert_eq!(response.status(), StatusCode::OK, "{content_type}");
+    }
 }

@@ -70,6 +70,7 @@ mod tests {
     }
 
     #[derive(Debug, clap::Subcommand)]
+    #[allow(clippy::large_enum_variant)] // a test's parse result, made once: its size does not matter
     enum Command {
         Serve(ServeArgs),
         Publish(PublishArgs),

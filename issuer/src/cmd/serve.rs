@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use anyhow::bail;
 use clap::{ArgGroup, Args};
-use irsa_serve::args::{AdminArgs, DrainArgs, KubeArgs, ListenArgs, TlsArgs};
+use irsa_serve::args::{AdminArgs, ConnectionArgs, DrainArgs, KubeArgs, ListenArgs, TlsArgs};
 use irsa_serve::tls::ReloadingConfig;
 use irsa_serve::{Listeners, Readiness, Runtime, Shutdown};
 use tokio::net::TcpListener;
@@ -102,6 +102,10 @@ pub struct ServeArgs {
     #[command(flatten)]
     #[allow(missing_docs)]
     pub drain: DrainArgs,
+
+    #[command(flatten)]
+    #[allow(missing_docs)]
+    pub connection: ConnectionArgs,
 }
 
 /// Runs `irsa issuer serve` until SIGTERM (drained) or a second signal.
@@ -128,6 +132,7 @@ pub async fn run_server(
 
 /// The issuer's part of the start-up: its documents, their reloading, its router; the runtime does the rest.
 async fn run(args: ServeArgs, mut runtime: Runtime) -> anyhow::Result<()> {
+    runtime.limit_connections(&args.connection, "irsa_issuer");
     let paths = Arc::new(paths(
         &args.issuer_url,
         args.jwks_uri.as_deref(),

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use irsa_issuer::cmd::KeyFileArgs;
 use irsa_issuer::cmd::serve::{ServeArgs, run_server};
-use irsa_serve::args::{AdminArgs, DrainArgs, KubeArgs, ListenArgs, TlsArgs};
+use irsa_serve::args::{AdminArgs, ConnectionArgs, DrainArgs, KubeArgs, ListenArgs, TlsArgs};
 use irsa_serve::{Readiness, Shutdown};
 use irsa_testing::wait::{Check, wait_until};
 use serde_json::Value;
@@ -113,6 +113,7 @@ impl Server {
             drain: DrainArgs {
                 drain_timeout: Duration::from_secs(1),
             },
+            connection: ConnectionArgs::default(),
         };
         Server {
             args,

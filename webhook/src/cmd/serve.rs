@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use anyhow::Context as _;
 use irsa_serve::Runtime;
-use irsa_serve::args::{AdminArgs, DrainArgs, KubeArgs, ListenArgs, TlsArgs};
+use irsa_serve::args::{AdminArgs, ConnectionArgs, DrainArgs, KubeArgs, ListenArgs, TlsArgs};
 use irsa_serve::tls::TlsFiles;
 
 use crate::cache::Index;
@@ -87,12 +87,17 @@ pub struct ServeArgs {
     #[command(flatten)]
     #[allow(missing_docs)]
     pub drain: DrainArgs,
+
+    #[command(flatten)]
+    #[allow(missing_docs)]
+    pub connection: ConnectionArgs,
 }
 
 /// Runs the webhook until SIGTERM.
 pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     let config = args.injection.clone().into_config()?;
     let mut runtime = Runtime::bind(&args.listen, &args.admin, &args.drain).await?;
+    runtime.limit_connections(&args.connection, "irsa_webhook");
     let client = args.kube.client().await?;
     let tls = match args.tls.files() {
         // --self-signed: the CA and certificate live in a Secret, the caBundle is patched into our configuration.
