@@ -2,7 +2,7 @@
 SHELL := bash
 CARGO ?= cargo
 
-.PHONY: demo demo-down test unit e2e lint peers build bench image image-check help
+.PHONY: demo demo-down test unit e2e lint peers build bench image image-docker image-check chart-check help
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/' | column -t -s $$'\t'
@@ -19,7 +19,7 @@ demo: peers build ## the local demo: real apiserver, webhook, issuer, STS; a pod
 demo-down: peers build ## the same demo, torn down at the end
 	$(CARGO) run -q -p irsa-e2e --bin demo -- --down
 
-test: ## every test: lint, unit, fixtures, properties, servers, moto, and the e2e suite against real peers
+test: ## every test: lint, unit, fixtures, properties, servers, moto, the e2e suite against real peers, the chart, the image
 	hack/test.sh
 
 unit: ## unit and integration tests of the crates (no peers needed except moto, which is skipped when absent)
@@ -33,11 +33,17 @@ lint: ## rustfmt and clippy, warnings as errors
 	$(CARGO) clippy --workspace --all-targets -- -D warnings
 
 IMAGE ?= ghcr.io/irsa-rs/irsa:0.1.0
-image: ## docker build the image (needs a Docker engine; IMAGE=registry/name:tag to name it)
+image: ## build the image without a Docker engine: OCI archive target/image/irsa.tar for ctr/podman/docker load (IMAGE=registry/name:tag)
+	IMAGE=$(IMAGE) hack/build-image.sh
+
+image-docker: ## docker build the same image from the Dockerfile (needs a Docker engine; IMAGE=registry/name:tag to name it)
 	docker build -t $(IMAGE) .
 
-image-check: ## build the image's static binary as the Dockerfile does and run it as the image would (no Docker engine needed)
-	hack/image-check.sh
+image-check: ## build the image archive, check it against the Dockerfile, run its binary from its own root as uid 65532
+	IMAGE=$(IMAGE) hack/image-check.sh
+
+chart-check: ## helm lint charts/irsa and check it renders what the kustomize overlays do (installs the pinned helm)
+	hack/chart-check.sh
 
 bench: ## benchmarks (see bench/README.md)
 	bench/run.sh

@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # Installs the real peers of the e2e suite and the demo into a cache outside the repo:
 #   etcd, kube-apiserver (built from the Go module proxy), MinIO (go install),
-#   and a Python venv with moto[server], the AWS CLI and boto3.
+#   a Python venv with moto[server], the AWS CLI and boto3, the cargo subcommands `make test` runs, and Helm
+#   (go install from the Go module proxy; `make test` lints and renders charts/irsa with it).
 # Idempotent: a peer whose pinned binary is already in the cache is skipped in well under a second.
-# Usage: hack/install-peers.sh [etcd|kube-apiserver|minio|python]...   (default: all)
+# Usage: hack/install-peers.sh [etcd|kube-apiserver|minio|python|cargo-tools|helm]...   (default: all)
 # Prints, on stdout, nothing but progress lines; exits non-zero naming the peer that failed.
 set -euo pipefail
 
@@ -140,6 +141,38 @@ install_python() {
   log "python venv: installed at $venv"
 }
 
+# The cargo subcommands `make test` runs (cargo-machete: no unused dependencies), built from crates.io with
+# their lock files, into the cache like the peers.
+install_cargo_tools() {
+  local root="$tools/cargo-machete-$CARGO_MACHETE_VERSION"
+  if [[ -x $root/bin/cargo-machete ]]; then log "cargo-machete $CARGO_MACHETE_VERSION: cached at $root/bin"; return; fi
+  command -v cargo >/dev/null || die "cargo is not on PATH"
+  log "cargo-machete $CARGO_MACHETE_VERSION: building from crates.io (a minute or two)..."
+  local w; w=$(mktemp -d)
+  cargo install --quiet --locked --version "=$CARGO_MACHETE_VERSION" --root "$w" cargo-machete \
+    || die "cargo-machete $CARGO_MACHETE_VERSION: cargo install failed"
+  install_binary "$w/bin/cargo-machete" "$root/bin/cargo-machete"
+  rm -rf "$w"
+  log "cargo-machete $CARGO_MACHETE_VERSION: installed at $root/bin"
+}
+
+# Helm, for `helm lint` and `helm template` of charts/irsa in `make test`. Helm's module has no replace
+# directives, so a plain `go install` of the pinned tag; the version is stamped as the release Makefile does.
+install_helm() {
+  local dest="$tools/helm-$HELM_VERSION/bin/helm"
+  if [[ -x $dest ]]; then log "helm $HELM_VERSION: cached at $dest"; return; fi
+  need_go
+  local module="helm.sh/helm/${HELM_VERSION%%.*}"
+  log "helm $HELM_VERSION: go install $module/cmd/helm (five minutes or more on 2 cores)..."
+  local w; w=$(mktemp -d)
+  GOBIN="$w" go install -trimpath -ldflags "-s -w -X $module/internal/version.version=$HELM_VERSION \
+    -X $module/internal/version.gitTreeState=clean" "$module/cmd/helm@$HELM_VERSION" 2>"$w/build.log" \
+    || { cat "$w/build.log" >&2; die "helm $HELM_VERSION: go install failed"; }
+  install_binary "$w/helm" "$dest"
+  rm -rf "$w"
+  log "helm $HELM_VERSION: installed at $dest"
+}
+
 # Prints the paths the harness needs, as shell assignments, after everything is installed.
 print_paths() {
   cat <<PATHS
@@ -147,19 +180,23 @@ IRSA_ETCD=$tools/etcd-$ETCD_VERSION/bin/etcd
 IRSA_KUBE_APISERVER=$tools/kube-apiserver-$KUBERNETES_VERSION/bin/kube-apiserver
 IRSA_MINIO=$tools/minio-$MINIO_VERSION/bin/minio
 IRSA_PYTHON_VENV=$tools/venv-moto$MOTO_VERSION-awscli$AWSCLI_VERSION-boto3$BOTO3_VERSION
+IRSA_CARGO_MACHETE=$tools/cargo-machete-$CARGO_MACHETE_VERSION/bin/cargo-machete
+IRSA_HELM=$tools/helm-$HELM_VERSION/bin/helm
 PATHS
 }
 
 targets=("$@")
-[[ ${#targets[@]} -gt 0 ]] || targets=(python etcd minio kube-apiserver)
+[[ ${#targets[@]} -gt 0 ]] || targets=(python cargo-tools helm etcd minio kube-apiserver)
 for t in "${targets[@]}"; do
   case $t in
     etcd) install_etcd ;;
     kube-apiserver) install_kube_apiserver ;;
     minio) install_minio ;;
     python) install_python ;;
+    cargo-tools) install_cargo_tools ;;
+    helm) install_helm ;;
     paths) ;;
-    *) die "unknown peer '$t' (expected etcd, kube-apiserver, minio, python, paths)" ;;
+    *) die "unknown peer '$t' (expected etcd, kube-apiserver, minio, python, cargo-tools, helm, paths)" ;;
   esac
 done
 print_paths

@@ -1,10 +1,12 @@
 #!/usr/bin/env bash
 # The whole test suite, as `make test` and CI run it:
 #   1. the pinned peers (built into ~/.cache/irsa/tools on a cold machine, seconds when warm);
-#   2. rustfmt and clippy with warnings as errors;
+#   2. rustfmt and clippy with warnings as errors; cargo-machete (no unused dependencies);
 #   3. every crate's tests, with moto running so the IAM tests against it run rather than skip;
 #   4. the end-to-end suite against real etcd, kube-apiserver, MinIO, moto and the AWS CLI;
-#   5. the image check: the static musl binary the Dockerfile builds, run from an empty root as uid 65532.
+#   5. the Helm chart: helm lint, and helm template rendering what the kustomize overlays render;
+#   6. the image check: the OCI archive built without Docker (make image), checked against the Dockerfile, its
+#      static musl binary run from the image's own root filesystem as uid 65532.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 step() { printf '\n== %s (%s)\n' "$*" "$(date +%H:%M:%S)" >&2; }
@@ -12,9 +14,10 @@ step() { printf '\n== %s (%s)\n' "$*" "$(date +%H:%M:%S)" >&2; }
 step "installing peers"
 eval "$(hack/install-peers.sh)"
 
-step "rustfmt + clippy"
+step "rustfmt + clippy + unused dependencies"
 cargo fmt --all -- --check
 cargo clippy --workspace --all-targets -- -D warnings
+"$IRSA_CARGO_MACHETE"
 
 step "building irsa"
 cargo build -p irsa
@@ -31,5 +34,8 @@ kill $moto_pid 2>/dev/null || true
 step "end-to-end suite"
 cargo test -p irsa-e2e --test e2e
 
-step "image check: the image's static binary, run as the image runs it"
+step "Helm chart: helm lint, helm template against the kustomize overlays"
+hack/chart-check.sh
+
+step "image check: the OCI archive, against the Dockerfile, its binary run as the image runs it"
 hack/image-check.sh
