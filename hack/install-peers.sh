@@ -4,7 +4,8 @@
 #   a Python venv with moto[server], the AWS CLI and boto3, the cargo subcommands `make test` runs, and Helm
 #   (go install from the Go module proxy; `make test` lints and renders charts/irsa with it).
 # Idempotent: a peer whose pinned binary is already in the cache is skipped in well under a second.
-# Usage: hack/install-peers.sh [etcd|kube-apiserver|minio|python|cargo-tools|helm]...   (default: all)
+# Usage: hack/install-peers.sh [etcd|kube-apiserver|minio|python|cargo-tools|helm|node|kubelet|...]...
+#   (default: python cargo-tools helm etcd minio kube-apiserver; node = kube-controller-manager kube-scheduler kubelet)
 # Prints, on stdout, nothing but progress lines; exits non-zero naming the peer that failed.
 set -euo pipefail
 
@@ -62,25 +63,35 @@ GO
   log "etcd $ETCD_VERSION: installed at $dest"
 }
 
-install_kube_apiserver() {
-  local dest="$tools/kube-apiserver-$KUBERNETES_VERSION/bin/kube-apiserver"
-  if [[ -x $dest ]]; then log "kube-apiserver $KUBERNETES_VERSION: cached at $dest"; return; fi
+# install_kube_component NAME APP_CALL: builds a Kubernetes component at $KUBERNETES_VERSION from the Go module proxy.
+# k8s.io/kubernetes replaces its staging modules with ./staging paths, so `go install` refuses it: a throwaway
+# wrapper module requires it, pins each staging module to the matching v0.x tag, and calls the component's
+# cobra command (APP_CALL, e.g. app.NewAPIServerCommand()) from package k8s.io/kubernetes/cmd/NAME/app.
+# kube-apiserver is a peer of every e2e test; kubelet, kube-controller-manager and kube-scheduler make a real node
+# (`hack/install-peers.sh node`) and share most of kube-apiserver's packages in the Go build cache.
+install_kube_component() {
+  local name=$1 app_call=$2
+  local dest="$tools/$name-$KUBERNETES_VERSION/bin/$name"
+  if [[ -x $dest ]]; then log "$name $KUBERNETES_VERSION: cached at $dest"; return; fi
   need_go
   local v=$KUBERNETES_VERSION staging=${KUBERNETES_VERSION/v1./v0.}
-  log "kube-apiserver $v: reading the staging modules from the proxy's go.mod of k8s.io/kubernetes@$v..."
+  log "$name $v: reading the staging modules from the proxy's go.mod of k8s.io/kubernetes@$v..."
   local gomod
   gomod=$(go mod download -json "k8s.io/kubernetes@$v" | sed -n 's/^\t"GoMod": "\(.*\)",$/\1/p')
-  [[ -f $gomod ]] || die "kube-apiserver $v: could not download k8s.io/kubernetes@$v from the module proxy"
+  [[ -f $gomod ]] || die "$name $v: could not download k8s.io/kubernetes@$v from the module proxy"
   local mods
   mods=$(sed -n 's#^[[:space:]]*\(k8s.io/[a-z0-9-]*\) => ./staging/.*#\1#p' "$gomod" | sort -u)
-  [[ -n $mods ]] || die "kube-apiserver $v: found no staging replace lines in $gomod"
-  log "kube-apiserver $v: $(wc -w <<<"$mods") staging modules pinned to $staging; building (tens of minutes on 2 cores)..."
+  [[ -n $mods ]] || die "$name $v: found no staging replace lines in $gomod"
+  log "$name $v: $(wc -w <<<"$mods") staging modules pinned to $staging; building (5 to 30 minutes on 2 cores)..."
   local w; w=$(mktemp -d)
-  cat >"$w/main.go" <<'GO'
-// Wrapper main for kube-apiserver: k8s.io/kubernetes replaces its staging modules, so `go install` refuses it.
+  local context_import=""  # the kubelet's command takes a context; Go refuses an unused import
+  [[ $app_call == *context.* ]] && context_import=$'\t"context"'
+  cat >"$w/main.go" <<GO
+// Wrapper main for $name (see install_kube_component in hack/install-peers.sh).
 package main
 
 import (
+$context_import
 	"os"
 	_ "time/tzdata"
 
@@ -88,14 +99,14 @@ import (
 	_ "k8s.io/component-base/logs/json/register"
 	_ "k8s.io/component-base/metrics/prometheus/clientgo"
 	_ "k8s.io/component-base/metrics/prometheus/version"
-	"k8s.io/kubernetes/cmd/kube-apiserver/app"
+	"k8s.io/kubernetes/cmd/$name/app"
 )
 
-func main() { os.Exit(cli.Run(app.NewAPIServerCommand())) }
+func main() { os.Exit(cli.Run($app_call)) }
 GO
   (
     cd "$w"
-    go mod init irsa.local/kube-apiserver-wrapper >/dev/null 2>&1
+    go mod init "irsa.local/$name-wrapper" >/dev/null 2>&1
     go mod edit -require="k8s.io/kubernetes@$v"
     for m in $mods; do go mod edit -replace="$m=$m@$staging"; done
     go mod tidy >/dev/null 2>"$w/tidy.log" || { cat "$w/tidy.log" >&2; exit 1; }
@@ -105,11 +116,11 @@ GO
       -X k8s.io/component-base/version.gitMajor=1 \
       -X k8s.io/component-base/version.gitMinor=$minor \
       -X k8s.io/component-base/version.gitTreeState=clean" \
-      -o "$w/kube-apiserver" . 2>"$w/build.log" || { cat "$w/build.log" >&2; exit 1; }
-  ) || die "kube-apiserver $v: build failed in $w"
-  install_binary "$w/kube-apiserver" "$dest"
+      -o "$w/$name" . 2>"$w/build.log" || { cat "$w/build.log" >&2; exit 1; }
+  ) || die "$name $v: build failed in $w"
+  install_binary "$w/$name" "$dest"
   rm -rf "$w"
-  log "kube-apiserver $v: installed at $dest"
+  log "$name $v: installed at $dest"
 }
 
 install_minio() {
@@ -178,6 +189,9 @@ print_paths() {
   cat <<PATHS
 IRSA_ETCD=$tools/etcd-$ETCD_VERSION/bin/etcd
 IRSA_KUBE_APISERVER=$tools/kube-apiserver-$KUBERNETES_VERSION/bin/kube-apiserver
+IRSA_KUBE_CONTROLLER_MANAGER=$tools/kube-controller-manager-$KUBERNETES_VERSION/bin/kube-controller-manager
+IRSA_KUBE_SCHEDULER=$tools/kube-scheduler-$KUBERNETES_VERSION/bin/kube-scheduler
+IRSA_KUBELET=$tools/kubelet-$KUBERNETES_VERSION/bin/kubelet
 IRSA_MINIO=$tools/minio-$MINIO_VERSION/bin/minio
 IRSA_PYTHON_VENV=$tools/venv-moto$MOTO_VERSION-awscli$AWSCLI_VERSION-boto3$BOTO3_VERSION
 IRSA_CARGO_MACHETE=$tools/cargo-machete-$CARGO_MACHETE_VERSION/bin/cargo-machete
@@ -190,13 +204,18 @@ targets=("$@")
 for t in "${targets[@]}"; do
   case $t in
     etcd) install_etcd ;;
-    kube-apiserver) install_kube_apiserver ;;
+    kube-apiserver) install_kube_component kube-apiserver 'app.NewAPIServerCommand()' ;;
+    kube-controller-manager) install_kube_component kube-controller-manager 'app.NewControllerManagerCommand()' ;;
+    kube-scheduler) install_kube_component kube-scheduler 'app.NewSchedulerCommand()' ;;
+    kubelet) install_kube_component kubelet 'app.NewKubeletCommand(context.Background())' ;;
+    # The components of a real node (issue #11), not yet used by make test.
+    node) for c in kube-controller-manager kube-scheduler kubelet; do "$0" "$c" >/dev/null; done ;;
     minio) install_minio ;;
     python) install_python ;;
     cargo-tools) install_cargo_tools ;;
     helm) install_helm ;;
     paths) ;;
-    *) die "unknown peer '$t' (expected etcd, kube-apiserver, minio, python, cargo-tools, helm, paths)" ;;
+    *) die "unknown peer '$t' (expected etcd, kube-apiserver, minio, python, cargo-tools, helm, node, kube-controller-manager, kube-scheduler, kubelet, paths)" ;;
   esac
 done
 print_paths

@@ -3,7 +3,7 @@
 
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use irsa_core::jwks::MAX_KEYS_PER_TYPE;
+use irsa_core::jwks::{MAX_KEYS_PER_TYPE, MAX_RSA_BITS, MIN_RSA_BITS};
 use serde::Serialize;
 use serde_json::Value;
 
@@ -183,7 +183,7 @@ fn clean_one(entry: &Value) -> Result<PublicKey, String> {
         }
         other => {
             return Err(format!(
-                "key type {other}: STS accepts only RSA (2048 bits or more) and EC P-256/P-384/P-521"
+                "key type {other}: STS accepts only RSA ({MIN_RSA_BITS} to {MAX_RSA_BITS} bits) and EC P-256/P-384/P-521"
             ));
         }
     };

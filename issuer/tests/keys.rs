@@ -467,3 +467,93 @@ fn a_legacy_encrypted_key_is_named_as_such() {
         loaded.warnings[0]
     );
 }
+
+/// A PKCS#1 `RSA PUBLIC KEY` of exactly `bits` bits (odd modulus, e = 65537): only the public numbers matter
+/// here, so no private key of that size has to be generated.
+fn rsa_public_pem(bits: usize) -> String {
+    fn der(tag: u8, body: &[u8]) -> Vec<u8> {
+        let mut out = vec![tag];
+        let len = body.len().to_be_bytes();
+        let skip = len.iter().take_while(|b| **b == 0).count();
+        if body.len() < 0x80 {
+            out.push(body.len() as u8);
+        } else {
+            out.push(0x80 | (len.len() - skip) as u8);
+            out.extend_from_slice(&len[skip..]);
+        }
+        out.extend_from_slice(body);
+        out
+    }
+    let mut n = vec![0xabu8; bits.div_ceil(8)];
+    n[0] = 0xff >> (n.len() * 8 - bits);
+    // A leading zero keeps the INTEGER positive when its top bit is set (and only then: DER is canonical).
+    if n[0] & 0x80 != 0 {
+        n.insert(0, 0);
+    }
+    let modulus = der(0x02, &n);
+    let exponent = der(0x02, &[1, 0, 1]);
+    pem::encode(&pem::Pem::new(
+        "RSA PUBLIC KEY",
+        der(0x30, &[modulus, exponent].concat()),
+    ))
+}
+
+#[test]
+fn rsa_keys_over_16384_bits_are_left_out_with_a_warning() {
+    let dir = tempfile::tempdir().unwrap();
+    let at_cap = dir.path().join("rsa16384.pub");
+    std::fs::write(&at_cap, rsa_public_pem(16384)).unwrap();
+    let loaded = keys::load_files(&[at_cap]).unwrap();
+    assert_eq!(loaded.keys.len(), 1);
+    assert!(loaded.warnings.is_empty(), "{:?}", loaded.warnings);
+
+    // Next to a usable key: that key is published, the huge one is a warning.
+    let mixed = dir.path().join("mixed.pem");
+    let mut pem = rsa_public_pem(100_000);
+    pem.push_str(&std::fs::read_to_string(fixture("p256.pub")).unwrap());
+    std::fs::write(&mixed, pem).unwrap();
+    let loaded = keys::load_files(std::slice::from_ref(&mixed)).unwrap();
+    let kids: Vec<&str> = loaded.keys.iter().map(PublicKey::kid).collect();
+    assert_eq!(kids, [kid_of("p256.pub")]);
+    assert_eq!(loaded.warnings.len(), 1, "{:?}", loaded.warnings);
+    let message = &loaded.warnings[0].message;
+    assert!(
+        message.contains("100000 bits") && message.contains("16384"),
+        "{message}"
+    );
+    let rendered: Value = serde_json::from_slice(&jwks::render(&loaded.keys).json).unwrap();
+    assert_eq!(rendered["keys"].as_array().unwrap().len(), 1);
+
+    // Alone in its file: nothing to publish, an error naming the file and the cap.
+    let alone = dir.path().join("huge.pub");
+    std::fs::write(&alone, rsa_public_pem(16385)).unwrap();
+    let e = keys::load_files(&[alone]).unwrap_err();
+    assert!(matches!(e, KeyError::NoUsableKey { .. }), "{e:?}");
+    assert!(
+        e.to_string().contains("huge.pub") && e.to_string().contains("16385 bits"),
+        "{e}"
+    );
+}
+
+#[test]
+fn apiserver_rsa_keys_over_16384_bits_are_left_out_with_a_warning() {
+    use base64::Engine as _;
+    let jwk = |kid: &str, bits: usize| {
+        let mut n = vec![0xabu8; bits / 8];
+        n[0] = 0xc1;
+        serde_json::json!({"use": "sig", "kty": "RSA", "kid": kid, "alg": "RS256",
+            "n": base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(&n), "e": "AQAB"})
+    };
+    let fetched = serde_json::json!({"keys": [jwk("huge", 100_000), jwk("cap", 16384)]});
+    let cleaned = jwks::clean(fetched.to_string().as_bytes()).unwrap();
+    let kids: Vec<&str> = cleaned.keys.iter().map(PublicKey::kid).collect();
+    assert_eq!(kids, ["cap"]);
+    assert_eq!(cleaned.warnings.len(), 1, "{:?}", cleaned.warnings);
+    let message = &cleaned.warnings[0].message;
+    assert!(
+        message.contains("key huge left out")
+            && message.contains("100000 bits")
+            && message.contains("16384"),
+        "{message}"
+    );
+}

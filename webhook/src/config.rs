@@ -141,6 +141,7 @@ pub struct InjectionArgs {
 
     /// Regular expression a role ARN must match in full to be injected; the default accepts AWS IAM role
     /// ARNs. Widen it for STS-compatible services such as MinIO (`arn:minio:iam:<region>::role/<id>`).
+    /// Whatever it says, ARNs over IAM's caps (2048 characters, a role path over 512) are not injected.
     #[arg(long, env = "IRSA_ROLE_ARN_PATTERN", default_value = DEFAULT_ROLE_ARN_PATTERN, value_name = "REGEX")]
     pub role_arn_pattern: String,
 }

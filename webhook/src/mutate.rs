@@ -13,6 +13,7 @@ use crate::{
     warning::{Warning, WarningReason},
 };
 
+use irsa_core::arn::check_role_arn_len;
 use irsa_core::names::TOKEN_FILE_NAME;
 pub use irsa_core::names::env;
 
@@ -43,7 +44,7 @@ pub enum Outcome {
     /// The namespace's `iam.amazonaws.com/permitted` does not admit the role, or is not a valid regex.
     /// The [`policy`](crate::policy) chooses between admitting unmutated and denying.
     Forbidden,
-    /// The service account's role ARN does not match `--role-arn-pattern`.
+    /// The service account's role ARN does not match `--role-arn-pattern`, or is longer than IAM accepts.
     InvalidRoleArn,
     /// A foreign volume named `aws-iam-token` exists: nothing injected.
     VolumeConflict,
@@ -115,6 +116,18 @@ pub fn mutate(
     };
     let sa_name = pod::service_account_name(pod);
     let role_arn = sa.role_arn.trim();
+    // IAM's length caps first: they hold whatever the pattern says, and no regex runs over a 10 KB annotation.
+    if let Err(too_long) = check_role_arn_len(role_arn) {
+        warnings.push(Warning::new(
+            WarningReason::InvalidRoleArn,
+            format!(
+                "service account {sa_name:?}: {prefix}/role-arn {} {too_long}; AWS credentials were not \
+                 injected",
+                Abbreviated(role_arn)
+            ),
+        ));
+        return Mutation::without_patch(Outcome::InvalidRoleArn, warnings);
+    }
     if !cfg.role_arn_pattern.is_match(role_arn) {
         warnings.push(Warning::new(
             WarningReason::InvalidRoleArn,
@@ -183,6 +196,20 @@ pub fn mutate(
             return Mutation::without_patch(Outcome::VolumeConflict, warnings);
         }
     };
+
+    // The apiserver decodes pods before admission, so only hand-made input (`webhook mutate`) gets here; say
+    // why nothing was injected rather than skip silently.
+    for kind in [ContainerKind::Container, ContainerKind::InitContainer] {
+        if let ListField::Malformed = pod::container_list(pod, kind) {
+            warnings.push(Warning::new(
+                WarningReason::MalformedPod,
+                format!(
+                    "spec.{} is not an array; its containers were left alone",
+                    kind.field()
+                ),
+            ));
+        }
+    }
 
     let selection = Selection::read(pod, prefix);
     selection.warn_unknown(pod, prefix, &mut warnings);
@@ -477,6 +504,23 @@ fn env_var(name: &str, value: &str) -> Value {
     json!({"name": name, "value": value})
 }
 
+/// A value quoted in a warning, cut after [`Abbreviated::MAX_CHARS`] characters: kubectl prints warnings
+/// whole, and the apiserver truncates long ones anyway.
+struct Abbreviated<'a>(&'a str);
+
+impl Abbreviated<'_> {
+    const MAX_CHARS: usize = 64;
+}
+
+impl std::fmt::Display for Abbreviated<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.0.char_indices().nth(Self::MAX_CHARS) {
+            None => write!(f, "{:?}", self.0),
+            Some((end, _)) => write!(f, "{:?}...", &self.0[..end]),
+        }
+    }
+}
+
 /// A short description of a volume for the conflict warning.
 fn describe_volume(volume: &Value) -> String {
     let source = volume
@@ -662,6 +706,53 @@ mod tests {
         assert_eq!(
             mutate(&pod, Some(&sa), None, &custom).outcome,
             Outcome::Skipped
+        );
+    }
+
+    #[test]
+    fn role_arns_beyond_iam_caps_are_refused_whatever_the_pattern() {
+        let anything = InjectionConfig {
+            role_arn_pattern: crate::config::compile_role_arn_pattern(".*").unwrap(),
+            ..cfg()
+        };
+        let pod = json!({"spec": {"containers": [{"name": "app"}]}});
+        let long_path = format!("arn:aws:iam::123456789012:role/{}/app", "p".repeat(10_240));
+        let m = mutate(
+            &pod,
+            Some(&ServiceAccountView::new(long_path.as_str())),
+            None,
+            &anything,
+        );
+        assert_eq!((m.outcome, m.patch.len()), (Outcome::InvalidRoleArn, 0));
+        assert_eq!(m.warnings[0].reason, WarningReason::InvalidRoleArn);
+        // The warning quotes the start of the ARN, not 10 KB of it.
+        assert!(
+            m.warnings[0].message.len() < 300,
+            "{}",
+            m.warnings[0].message
+        );
+        assert!(
+            m.warnings[0].message.contains("2048"),
+            "{}",
+            m.warnings[0].message
+        );
+    }
+
+    #[test]
+    fn malformed_container_lists_are_warned_about() {
+        let sa = ServiceAccountView::new(ARN);
+        let pod = json!({"spec": {"containers": "app"}});
+        let m = mutate(&pod, Some(&sa), None, &cfg());
+        assert_eq!((m.outcome, m.patch.len()), (Outcome::Skipped, 0));
+        assert_eq!(m.warnings.len(), 1);
+        assert_eq!(m.warnings[0].reason, WarningReason::MalformedPod);
+        // A malformed init container list leaves the containers injectable.
+        let pod = json!({"spec": {"initContainers": {}, "containers": [{"name": "app"}]}});
+        let m = mutate(&pod, Some(&sa), None, &cfg());
+        assert_eq!(m.outcome, Outcome::Mutated);
+        assert_eq!(
+            m.warnings[0].message,
+            "spec.initContainers is not an array; its containers were left alone"
         );
     }
 

@@ -132,12 +132,18 @@ pub fn pod_name(pod: &Value) -> &str {
     meta("name").or_else(|| meta("generateName")).unwrap_or("")
 }
 
-/// The containers of one list, in order.
+/// `spec.containers` or `spec.initContainers` as a list field (absent, an array, or malformed).
+pub fn container_list(pod: &Value, kind: ContainerKind) -> ListField<'_> {
+    match pod.get("spec") {
+        Some(spec) => ListField::of(spec, kind.field()),
+        None => ListField::Absent,
+    }
+}
+
+/// The containers of one list, in order (none when the list is absent or malformed).
 pub fn containers(pod: &Value, kind: ContainerKind) -> impl Iterator<Item = ContainerRef<'_>> {
-    get_path(pod, &["spec", kind.field()])
-        .and_then(Value::as_array)
-        .map(Vec::as_slice)
-        .unwrap_or_default()
+    container_list(pod, kind)
+        .items()
         .iter()
         .enumerate()
         .map(move |(index, value)| ContainerRef {
@@ -293,5 +299,15 @@ mod tests {
         assert!(!all[0].has_env("Y"));
         assert_eq!(all[1].name, "");
         assert_eq!(containers(&pod, ContainerKind::InitContainer).count(), 0);
+        let bad = json!({"spec": {"containers": {"name": "a"}, "initContainers": null}});
+        assert!(matches!(
+            container_list(&bad, ContainerKind::Container),
+            ListField::Malformed
+        ));
+        assert!(matches!(
+            container_list(&bad, ContainerKind::InitContainer),
+            ListField::Absent
+        ));
+        assert_eq!(containers(&bad, ContainerKind::Container).count(), 0);
     }
 }

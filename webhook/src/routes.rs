@@ -35,6 +35,10 @@ pub struct AdmissionState {
     pub metrics: Metrics,
 }
 
+/// The default largest AdmissionReview accepted (`--max-body-bytes`): 4 MiB, well above the apiserver's own
+/// object size limit (about 1.5 MiB in etcd), so any pod the apiserver stores fits.
+pub const DEFAULT_MAX_BODY_BYTES: usize = 4 * 1024 * 1024;
+
 /// The webhook's router: `POST /mutate`, bodies over `max_body_bytes` refused with 413 (from their
 /// `Content-Length` before they are read, see [`irsa_serve::body_limit`]), bodies that are not
 /// `application/json` with 415.

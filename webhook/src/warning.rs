@@ -21,7 +21,8 @@ use std::fmt;
 #[strum(serialize_all = "kebab-case")]
 #[non_exhaustive]
 pub enum WarningReason {
-    /// The service account's role ARN does not match `--role-arn-pattern`.
+    /// The service account's role ARN does not match `--role-arn-pattern`, or is longer than IAM accepts
+    /// (2048 characters, or a role path over 512).
     InvalidRoleArn,
     /// The namespace's `iam.amazonaws.com/permitted` does not admit the role.
     ForbiddenRole,
@@ -43,7 +44,8 @@ pub enum WarningReason {
     StsRegionalEndpointsInvalid,
     /// `include-containers` names a container the pod does not have.
     UnknownContainer,
-    /// A field the webhook appends to (`env`, `volumeMounts`, `volumes`) is not an array.
+    /// A field the webhook reads or appends to (`containers`, `initContainers`, `env`, `volumeMounts`,
+    /// `volumes`) is not an array.
     MalformedPod,
     /// The pod's ServiceAccount or Namespace could not be looked up (raised by the server, not the mutation).
     LookupFailed,

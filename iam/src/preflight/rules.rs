@@ -4,7 +4,7 @@ use std::collections::BTreeSet;
 
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use irsa_core::jwks::{MAX_KEYS_PER_TYPE, MIN_RSA_BITS};
+use irsa_core::jwks::{MAX_KEYS_PER_TYPE, MAX_RSA_BITS, MIN_RSA_BITS};
 use serde_json::{Map, Value};
 
 use super::{FIX_JWKS, PreflightError};
@@ -132,7 +132,7 @@ enum KeyType {
     Ec,
 }
 
-/// Judges a JWKS fetched from `url` by STS's hygiene rules: only RSA ([`MIN_RSA_BITS`] or more) and EC
+/// Judges a JWKS fetched from `url` by STS's hygiene rules: only RSA ([`MIN_RSA_BITS`] to [`MAX_RSA_BITS`]) and EC
 /// P-256/P-384/P-521 keys, each with a `kid`, `use: "sig"`, an `alg`, no `key_ops`, no private
 /// members; at most [`MAX_KEYS_PER_TYPE`] keys of each type.
 pub fn check_jwks(url: &str, body: &[u8]) -> Result<JwksSummary, PreflightError> {
@@ -320,6 +320,12 @@ fn check_rsa(name: &str, alg: &str, n: Option<&str>, e: Option<&str>) -> Result<
             "sign service-account tokens with an RSA key of at least 2048 bits",
         ));
     }
+    if bits > MAX_RSA_BITS {
+        return Err(Problem::new(
+            format!("{name} is a {bits}-bit RSA key; verifiers accept at most {MAX_RSA_BITS} bits"),
+            "sign service-account tokens with an RSA key of 2048 to 16384 bits (or an EC key)",
+        ));
+    }
     Ok(())
 }
 
@@ -478,6 +484,17 @@ mod tests {
         two["key_ops"] = json!([]);
         let e = problem(vec![two, rsa_key("b", 512)]);
         assert!(e.contains("(and 1 more problems)"), "{e}");
+    }
+
+    #[test]
+    fn rsa_keys_over_the_cap_fail_as_the_issuer_leaves_them_out() {
+        assert!(judge(vec![rsa_key("r", MAX_RSA_BITS)]).is_ok());
+        let e = problem(vec![rsa_key("r", MAX_RSA_BITS + 8)]);
+        assert!(
+            e.contains("16392-bit RSA key") && e.contains("16384"),
+            "{e}"
+        );
+        assert!(problem(vec![rsa_key("r", 100_000)]).contains("100000-bit RSA key"));
     }
 
     #[test]

@@ -4,7 +4,7 @@
 //! Every path ends in the same two constructors, which re-encode the key as Go's `x509.MarshalPKIXPublicKey`
 //! does before hashing it: that is what makes the key ID the apiserver's, whatever encoding the key came in.
 
-use irsa_core::jwks::MIN_RSA_BITS;
+use irsa_core::jwks::{MAX_RSA_BITS, MIN_RSA_BITS};
 use rsa::pkcs1::{RsaPrivateKey as Pkcs1Private, RsaPublicKey as Pkcs1Public};
 use rsa::pkcs8::PrivateKeyInfo;
 use spki::der::asn1::{BitString, UintRef};
@@ -138,6 +138,9 @@ impl PublicKey {
         let bits = bit_len(n);
         if bits < MIN_RSA_BITS {
             return Err(Rejection::RsaTooSmall(bits));
+        }
+        if bits > MAX_RSA_BITS {
+            return Err(Rejection::RsaTooLarge(bits));
         }
         // Verifiers (Go's crypto/rsa, STS) refuse even moduli and exponents that are even, 1 or beyond 64 bits.
         if n.last().is_some_and(|b| b & 1 == 0) {
@@ -309,7 +312,7 @@ fn unsupported_algorithm(oid: ObjectIdentifier) -> Rejection {
         o => format!("algorithm {o}"),
     };
     unsupported(format!(
-        "{name} key left out: STS accepts only RSA (2048 bits or more) and EC P-256/P-384/P-521"
+        "{name} key left out: STS accepts only RSA ({MIN_RSA_BITS} to {MAX_RSA_BITS} bits) and EC P-256/P-384/P-521"
     ))
 }
 

@@ -2,8 +2,8 @@
 //!
 //! Accepted sections: `PUBLIC KEY` (SPKI), `RSA PUBLIC KEY` (PKCS#1), `CERTIFICATE` (X.509), and the private
 //! keys `RSA PRIVATE KEY` (PKCS#1), `PRIVATE KEY` (PKCS#8) and `EC PRIVATE KEY` (SEC1), of which only the public
-//! half is kept: nothing private survives parsing. Keys STS would refuse (RSA under 2048 bits, curves other
-//! than P-256/384/521, Ed25519, ML-DSA...) are left out with a [`Warning`].
+//! half is kept: nothing private survives parsing. Keys STS would refuse (RSA under 2048 bits or over 16384,
+//! curves other than P-256/384/521, Ed25519, ML-DSA...) are left out with a [`Warning`].
 //!
 //! This module is the model: [`PublicKey`], its key ID, what was loaded and why loading failed. The DER
 //! structures are decoded in `der`, the files read and split into PEM sections in `pem_file`.
@@ -16,7 +16,7 @@ use std::path::PathBuf;
 
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use irsa_core::jwks::MIN_RSA_BITS;
+use irsa_core::jwks::{MAX_RSA_BITS, MIN_RSA_BITS};
 use sha2::{Digest, Sha256};
 
 pub use pem_file::{load_files, parse_pem, read_file};
@@ -193,6 +193,9 @@ pub struct PublicKey {
 pub enum Rejection {
     /// An RSA key under 2048 bits.
     RsaTooSmall(usize),
+    /// An RSA key over [`MAX_RSA_BITS`]: no verifier would use it, and each verification would cost
+    /// time quadratic in its size.
+    RsaTooLarge(usize),
     /// Anything else, described.
     Unsupported(String),
 }
@@ -204,6 +207,12 @@ impl fmt::Display for Rejection {
                 write!(
                     f,
                     "RSA key of {bits} bits left out: STS needs {MIN_RSA_BITS} bits or more"
+                )
+            }
+            Rejection::RsaTooLarge(bits) => {
+                write!(
+                    f,
+                    "RSA key of {bits} bits left out: verifiers accept at most {MAX_RSA_BITS} bits"
                 )
             }
             Rejection::Unsupported(what) => f.write_str(what),

@@ -18,6 +18,16 @@ use crate::{
     views::{NamespaceView, ServiceAccountView},
 };
 
+mod nesting;
+
+pub use nesting::MAX_DEPTH;
+
+/// The largest input file read, in bytes: the default of `irsa webhook serve --max-body-bytes` (4 MiB), so
+/// that whatever the server would read, this command reads too. Checked before parsing, like the nesting
+/// depth ([`MAX_DEPTH`]), so that an oversized or deeply nested document costs a bounded read and one
+/// linear scan, never a parse.
+pub const MAX_INPUT_BYTES: usize = crate::routes::DEFAULT_MAX_BODY_BYTES;
+
 /// The uid of the AdmissionReview response when the input is a bare pod.
 pub const OFFLINE_UID: &str = "00000000-0000-0000-0000-000000000000";
 
@@ -162,20 +172,34 @@ struct Input<R> {
 impl<R: Read> Input<R> {
     fn read(&mut self, flag: &str, path: &Path) -> anyhow::Result<Value> {
         let text = if path.as_os_str() == "-" {
-            let Some(mut stdin) = self.stdin.take() else {
+            let Some(stdin) = self.stdin.take() else {
                 bail!("{flag} -: standard input was already read by another flag");
             };
-            let mut text = String::new();
-            stdin
-                .read_to_string(&mut text)
-                .map_err(|err| anyhow!("{flag} -: cannot read standard input: {err}"))?;
-            text
+            read_capped(stdin)
+                .map_err(|err| anyhow!("{flag} -: cannot read standard input: {err}"))?
         } else {
-            std::fs::read_to_string(path)
+            std::fs::File::open(path)
+                .and_then(read_capped)
                 .map_err(|err| anyhow!("{flag} {}: cannot read: {err}", path.display()))?
+        };
+        let Some(text) = text else {
+            bail!(
+                "{flag} {}: larger than {MAX_INPUT_BYTES} bytes (what irsa webhook serve accepts by \
+                 default); refused before parsing",
+                path.display()
+            );
         };
         parse_document(&text).map_err(|err| anyhow!("{flag} {}: {err}", path.display()))
     }
+}
+
+/// Reads at most [`MAX_INPUT_BYTES`]; `None` when there is more.
+fn read_capped(reader: impl Read) -> std::io::Result<Option<String>> {
+    let mut text = String::new();
+    reader
+        .take(MAX_INPUT_BYTES as u64 + 1)
+        .read_to_string(&mut text)?;
+    Ok((text.len() <= MAX_INPUT_BYTES).then_some(text))
 }
 
 /// Parses one YAML or JSON document into a JSON object.
@@ -184,6 +208,8 @@ fn parse_document(text: &str) -> anyhow::Result<Value> {
     if trimmed.is_empty() {
         bail!("the file is empty");
     }
+    // Before either parser: the YAML parser's cost grows quadratically with depth.
+    nesting::check(text)?;
     // JSON first: YAML parsers trip on some valid JSON (tabs), and JSON errors point at the right place.
     let value: Value = if trimmed.starts_with('{') {
         serde_json::from_str(text).map_err(|err| anyhow!("not valid JSON: {err}"))?
@@ -478,6 +504,54 @@ metadata:
             .unwrap_err()
             .to_string();
         assert!(err.ends_with("the file is empty"), "{err}");
+    }
+
+    #[test]
+    fn deep_or_huge_input_is_refused_before_parsing() {
+        let n = 100_000;
+        for (shape, text) in [
+            (
+                "YAML",
+                format!("spec: {}1{}\n", "{a: ".repeat(n), "}".repeat(n)),
+            ),
+            ("YAML", format!("{}x\n", "- ".repeat(n))),
+            ("JSON", format!("{}1{}", "{\"a\":".repeat(n), "}".repeat(n))),
+            ("JSON", format!("{}{}", "[".repeat(n), "]".repeat(n))),
+        ] {
+            let err = run(&["--pod", "-"], &text).unwrap_err().to_string();
+            assert_eq!(
+                err,
+                "--pod -: nests deeper than 256 levels (line 1); Kubernetes objects nest a few tens of \
+                 levels, so the document was refused before parsing",
+                "{shape}"
+            );
+        }
+
+        let dir = tempfile::tempdir().unwrap();
+        let huge = dir.path().join("huge.yaml");
+        let mut text = POD.to_owned();
+        text.push_str(&format!("# {}\n", "x".repeat(MAX_INPUT_BYTES)));
+        std::fs::write(&huge, &text).unwrap();
+        let err = run(&["--pod", huge.to_str().unwrap()], "")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.ends_with(&format!(
+                "huge.yaml: larger than {MAX_INPUT_BYTES} bytes (what irsa webhook serve accepts by default); \
+                 refused before parsing"
+            )),
+            "{err}"
+        );
+        let err = run(&["--pod", "-"], &text).unwrap_err().to_string();
+        assert!(
+            err.starts_with("--pod -: larger than 4194304 bytes"),
+            "{err}"
+        );
+        // Up to the cap, the same document is read.
+        let fits = format!("{POD}# {}\n", "x".repeat(MAX_INPUT_BYTES - POD.len() - 3));
+        assert_eq!(fits.len(), MAX_INPUT_BYTES);
+        let out = run(&["--pod", "-"], &fits).unwrap();
+        assert_eq!(out.stderr, "outcome: not-annotated\n");
     }
 
     #[test]

@@ -81,7 +81,7 @@ pub struct ServeArgs {
     pub lookup_timeout: Duration,
 
     /// Largest AdmissionReview accepted, in bytes; larger bodies get 413.
-    #[arg(long, env = "IRSA_MAX_BODY_BYTES", default_value_t = 4 * 1024 * 1024)]
+    #[arg(long, env = "IRSA_MAX_BODY_BYTES", default_value_t = crate::routes::DEFAULT_MAX_BODY_BYTES)]
     pub max_body_bytes: usize,
 
     #[command(flatten)]
