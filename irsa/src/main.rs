@@ -92,7 +92,9 @@ async fn start(cli: Cli) -> std::process::ExitCode {
     match run(cli.command).await {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(err) => {
-            eprintln!("error: {err:#}");
+            // Each cause once: many library errors already name their cause in their message, and anyhow's
+            // `{:#}` would print it again for every layer that also exposes it as its source.
+            eprintln!("error: {}", irsa_serve::logging::error_chain(err.as_ref()));
             std::process::ExitCode::FAILURE
         }
     }
