@@ -6,6 +6,16 @@
 /// Default annotation and label prefix: the one EKS uses.
 pub const DEFAULT_ANNOTATION_PREFIX: &str = "eks.amazonaws.com";
 
+/// The prefix irsa owns for annotations EKS does not define: the project's GitHub Pages domain
+/// (github.com/irsa-rs), so no other tool's keys collide. Fixed, whatever `--annotation-prefix` says.
+pub const IRSA_ANNOTATION_PREFIX: &str = "irsa-rs.github.io";
+
+/// Suffixes of annotation keys under [`IRSA_ANNOTATION_PREFIX`] (`irsa-rs.github.io/<suffix>`).
+pub mod irsa_annotation {
+    /// ServiceAccount: the STS endpoint injected as `AWS_ENDPOINT_URL_STS`, over `--sts-endpoint-url`.
+    pub const STS_ENDPOINT_URL: &str = "sts-endpoint-url";
+}
+
 /// Suffixes of the annotation keys (`<prefix>/<suffix>`) the webhook reads.
 pub mod annotation {
     /// ServiceAccount: the role pods of this account assume; its presence triggers injection.
@@ -86,6 +96,8 @@ pub mod env {
     pub const DEFAULT_REGION: &str = "AWS_DEFAULT_REGION";
     /// Static credentials, which win over web identity in every SDK (a warning when a container sets it).
     pub const ACCESS_KEY_ID: &str = "AWS_ACCESS_KEY_ID";
+    /// The STS endpoint: aws-sdk-go-v2 ignores `AWS_ENDPOINT_URL` for its web-identity call but honours this.
+    pub const ENDPOINT_URL_STS: &str = "AWS_ENDPOINT_URL_STS";
 }
 
 /// The projected token volume's name.

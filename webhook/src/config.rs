@@ -30,6 +30,10 @@ pub struct InjectionConfig {
     pub sts_regional_endpoint: bool,
     /// Role ARNs accepted from the service account annotation; always anchored at both ends.
     pub role_arn_pattern: Regex,
+    /// When set, `AWS_ENDPOINT_URL_STS` is injected with this value unless the service account names another.
+    pub sts_endpoint_url: Option<String>,
+    /// Shortest token lifetime injected, in seconds: shorter requests are clamped up to it.
+    pub min_token_expiration: i64,
 }
 
 impl Default for InjectionConfig {
@@ -70,6 +74,45 @@ pub enum ConfigError {
     /// `--aws-default-region` is empty.
     #[error("--aws-default-region must not be empty when given")]
     EmptyRegion,
+    /// `--sts-endpoint-url` is not an absolute http(s) URL with a host.
+    #[error("--sts-endpoint-url {0:?} must be an absolute https:// (or http://) URL with a host")]
+    InvalidStsEndpointUrl(String),
+    /// `--min-token-expiration` is below the kubelet's minimum or above the longest lifetime.
+    #[error(
+        "--min-token-expiration {0} is out of range: it must be between {MIN_TOKEN_EXPIRATION} and {MAX_TOKEN_EXPIRATION} seconds"
+    )]
+    MinTokenExpirationOutOfRange(i64),
+    /// `--token-expiration` is below `--min-token-expiration`.
+    #[error("--token-expiration {expiration} is below --min-token-expiration {floor}")]
+    TokenExpirationBelowFloor {
+        /// `--token-expiration`.
+        expiration: i64,
+        /// `--min-token-expiration`.
+        floor: i64,
+    },
+}
+
+/// Whether `raw` is a usable STS endpoint: an absolute `https://` URL (or `http://`, for in-cluster
+/// STS-compatible services such as MinIO) with a host and no white space. The SDKs take the value as is, so
+/// anything else would only fail later, inside the pod, at its first AWS call.
+pub fn is_sts_endpoint_url(raw: &str) -> bool {
+    let Some(rest) = raw
+        .strip_prefix("https://")
+        .or_else(|| raw.strip_prefix("http://"))
+    else {
+        return false;
+    };
+    if raw.chars().any(char::is_whitespace) {
+        return false;
+    }
+    let authority = rest.split(['/', '?', '#']).next().unwrap_or_default();
+    let host_port = authority.rsplit('@').next().unwrap_or_default();
+    // A bracketed IPv6 address has colons of its own; otherwise `:port` follows the host.
+    let host = match host_port.strip_prefix('[') {
+        Some(v6) => v6.split(']').next(),
+        None => host_port.split(':').next(),
+    };
+    host.is_some_and(|host| !host.is_empty())
 }
 
 /// Compiles a role ARN pattern so that it must match the whole ARN, whatever anchors the user wrote.
@@ -144,6 +187,18 @@ pub struct InjectionArgs {
     /// Whatever it says, ARNs over IAM's caps (2048 characters, a role path over 512) are not injected.
     #[arg(long, env = "IRSA_ROLE_ARN_PATTERN", default_value = DEFAULT_ROLE_ARN_PATTERN, value_name = "REGEX")]
     pub role_arn_pattern: String,
+
+    /// STS endpoint injected as `AWS_ENDPOINT_URL_STS` (an absolute https:// or http:// URL) into containers
+    /// that do not set it, unless the service account's `irsa-rs.github.io/sts-endpoint-url` names another:
+    /// for VPC or FIPS endpoints, other partitions and STS-compatible services (aws-sdk-go-v2 ignores
+    /// `AWS_ENDPOINT_URL` for its web-identity call).
+    #[arg(long, env = "IRSA_STS_ENDPOINT_URL", value_name = "URL")]
+    pub sts_endpoint_url: Option<String>,
+
+    /// Shortest token lifetime in seconds (600, the kubelet's minimum, to 86400): shorter
+    /// `<prefix>/token-expiration` values are raised to it, with a warning.
+    #[arg(long, env = "IRSA_MIN_TOKEN_EXPIRATION", default_value_t = MIN_TOKEN_EXPIRATION, value_name = "SECONDS")]
+    pub min_token_expiration: i64,
 }
 
 impl Default for InjectionArgs {
@@ -156,6 +211,8 @@ impl Default for InjectionArgs {
             aws_default_region: None,
             sts_regional_endpoint: false,
             role_arn_pattern: DEFAULT_ROLE_ARN_PATTERN.to_owned(),
+            sts_endpoint_url: None,
+            min_token_expiration: MIN_TOKEN_EXPIRATION,
         }
     }
 }
@@ -173,6 +230,17 @@ impl InjectionArgs {
                 self.token_expiration,
             ));
         }
+        if !(MIN_TOKEN_EXPIRATION..=MAX_TOKEN_EXPIRATION).contains(&self.min_token_expiration) {
+            return Err(ConfigError::MinTokenExpirationOutOfRange(
+                self.min_token_expiration,
+            ));
+        }
+        if self.token_expiration < self.min_token_expiration {
+            return Err(ConfigError::TokenExpirationBelowFloor {
+                expiration: self.token_expiration,
+                floor: self.min_token_expiration,
+            });
+        }
         // A trailing slash would produce `dir//token`; the root alone would produce a mount on `/`.
         let mount_path = self.token_mount_path.trim().trim_end_matches('/');
         if !mount_path.starts_with('/') {
@@ -183,6 +251,15 @@ impl InjectionArgs {
             Some("") => return Err(ConfigError::EmptyRegion),
             Some(region) => Some(region.to_owned()),
         };
+        let sts_endpoint_url = match self.sts_endpoint_url.as_deref().map(str::trim) {
+            None => None,
+            Some(url) if is_sts_endpoint_url(url) => Some(url.to_owned()),
+            Some(_) => {
+                return Err(ConfigError::InvalidStsEndpointUrl(
+                    self.sts_endpoint_url.unwrap_or_default(),
+                ));
+            }
+        };
         Ok(InjectionConfig {
             annotation_prefix: prefix.to_owned(),
             token_audience: audience.to_owned(),
@@ -191,6 +268,8 @@ impl InjectionArgs {
             aws_default_region,
             sts_regional_endpoint: self.sts_regional_endpoint,
             role_arn_pattern: compile_role_arn_pattern(&self.role_arn_pattern)?,
+            sts_endpoint_url,
+            min_token_expiration: self.min_token_expiration,
         })
     }
 }
@@ -337,6 +416,70 @@ mod tests {
         assert_eq!(cfg.token_mount_path, "/run/token");
         assert_eq!(cfg.aws_default_region.as_deref(), Some("eu-west-1"));
         assert!(cfg.sts_regional_endpoint);
+    }
+
+    #[test]
+    fn sts_endpoint_url_is_validated_at_start() {
+        assert_eq!(parse(&[]).unwrap().sts_endpoint_url, None);
+        for good in [
+            "https://sts.eu-west-1.amazonaws.com",
+            "https://vpce-0a1b-abcd.sts.eu-west-1.vpce.amazonaws.com/",
+            "http://minio.minio.svc:9000",
+            "https://[fd00::1]:8443",
+            " https://sts-fips.us-east-1.amazonaws.com ",
+        ] {
+            let cfg = parse(&["--sts-endpoint-url", good]).unwrap();
+            assert_eq!(
+                cfg.sts_endpoint_url.as_deref(),
+                Some(good.trim()),
+                "{good:?}"
+            );
+        }
+        for bad in [
+            "",
+            "sts.amazonaws.com",
+            "ftp://sts.amazonaws.com",
+            "https://",
+            "https:///path",
+            "https://:443",
+            "https://sts .amazonaws.com",
+            "HTTPS//sts.amazonaws.com",
+        ] {
+            assert!(
+                matches!(
+                    parse(&["--sts-endpoint-url", bad]),
+                    Err(ConfigError::InvalidStsEndpointUrl(_))
+                ),
+                "{bad:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn min_token_expiration_has_the_kubelet_floor() {
+        assert_eq!(parse(&[]).unwrap().min_token_expiration, 600);
+        let cfg = parse(&["--min-token-expiration", "3600"]).unwrap();
+        assert_eq!(cfg.min_token_expiration, 3600);
+        assert!(matches!(
+            parse(&["--min-token-expiration", "599"]),
+            Err(ConfigError::MinTokenExpirationOutOfRange(599))
+        ));
+        assert!(matches!(
+            parse(&["--min-token-expiration", "86401"]),
+            Err(ConfigError::MinTokenExpirationOutOfRange(86401))
+        ));
+        assert!(matches!(
+            parse(&[
+                "--min-token-expiration",
+                "7200",
+                "--token-expiration",
+                "3600"
+            ]),
+            Err(ConfigError::TokenExpirationBelowFloor {
+                expiration: 3600,
+                floor: 7200
+            })
+        ));
     }
 
     #[test]

@@ -6,10 +6,13 @@ use json_patch::Patch;
 use serde_json::{Value, json};
 
 use crate::{
-    config::{InjectionConfig, MAX_TOKEN_EXPIRATION, MIN_TOKEN_EXPIRATION},
+    config::{InjectionConfig, MAX_TOKEN_EXPIRATION, is_sts_endpoint_url},
     patch::PatchBuilder,
     pod::{self, ContainerKind, ContainerRef, ListField, TOKEN_VOLUME_NAME},
-    views::{NamespaceView, ServiceAccountView, annotation, annotation_key},
+    views::{
+        IRSA_ANNOTATION_PREFIX, NamespaceView, ServiceAccountView, annotation, annotation_key,
+        irsa_annotation,
+    },
     warning::{Warning, WarningReason},
 };
 
@@ -111,17 +114,63 @@ pub fn mutate(
     if pod::label(pod, &annotation_key(prefix, annotation::SKIP_POD_LABEL)).is_some() {
         return Mutation::without_patch(Outcome::Skipped, warnings);
     }
+    let role_arn_key = annotation_key(prefix, annotation::ROLE_ARN);
+    if pod::annotation(pod, &role_arn_key).is_some() {
+        // The reference webhook reads it on the ServiceAccount only; a pod cannot choose its own role.
+        warnings.push(Warning::new(
+            WarningReason::NearMissAnnotation,
+            format!(
+                "pod annotation {role_arn_key} is ignored: the role is read from the ServiceAccount; annotate \
+                 service account {:?} with {role_arn_key} instead",
+                pod::service_account_name(pod)
+            ),
+        ));
+    }
     let Some(sa) = sa else {
         return Mutation::without_patch(Outcome::NotAnnotated, warnings);
     };
     let sa_name = pod::service_account_name(pod);
+    if let Some(near_miss) = &sa.near_miss {
+        warnings.push(Warning::new(
+            WarningReason::NearMissAnnotation,
+            format!(
+                "service account {sa_name:?} has annotation {near_miss:?} but no {role_arn_key}: did you mean \
+                 {role_arn_key}? AWS credentials were not injected"
+            ),
+        ));
+        return Mutation::without_patch(Outcome::NotAnnotated, warnings);
+    }
+    // White space around the ARN (a YAML block scalar's line break, a pasted space) was always trimmed, and
+    // still is, so such ServiceAccounts keep working; the warning says to clean it up.
     let role_arn = sa.role_arn.trim();
+    if role_arn.len() != sa.role_arn.len() {
+        warnings.push(Warning::new(
+            WarningReason::InvalidRoleArn,
+            format!(
+                "service account {sa_name:?}: {prefix}/role-arn {} has white space around it; it was trimmed \
+                 and injected, but remove it from the annotation",
+                Abbreviated(&sa.role_arn)
+            ),
+        ));
+    }
     // IAM's length caps first: they hold whatever the pattern says, and no regex runs over a 10 KB annotation.
     if let Err(too_long) = check_role_arn_len(role_arn) {
         warnings.push(Warning::new(
             WarningReason::InvalidRoleArn,
             format!(
                 "service account {sa_name:?}: {prefix}/role-arn {} {too_long}; AWS credentials were not \
+                 injected",
+                Abbreviated(role_arn)
+            ),
+        ));
+        return Mutation::without_patch(Outcome::InvalidRoleArn, warnings);
+    }
+    // YAML quoting mistakes (`'"arn:..."'`) and pasted white space fail the pattern too; name the problem.
+    if let Some(problem) = role_arn_defect(role_arn) {
+        warnings.push(Warning::new(
+            WarningReason::InvalidRoleArn,
+            format!(
+                "service account {sa_name:?}: {prefix}/role-arn {} {problem}; AWS credentials were not \
                  injected",
                 Abbreviated(role_arn)
             ),
@@ -254,6 +303,7 @@ struct Settings<'a> {
     expiration: i64,
     regional: bool,
     region: Option<&'a str>,
+    sts_endpoint_url: Option<&'a str>,
     mount_path: &'a str,
     token_file: String,
 }
@@ -295,8 +345,34 @@ impl<'a> Settings<'a> {
             ("pod", pod::annotation(pod, &expiration_key)),
             ("service account", sa.token_expiration.as_deref()),
         ];
-        let expiration =
-            resolve_expiration(&sources, &expiration_key, cfg.token_expiration, warnings);
+        let expiration = resolve_expiration(
+            &sources,
+            &expiration_key,
+            cfg.token_expiration,
+            cfg.min_token_expiration,
+            warnings,
+        );
+
+        let sts_endpoint_url = match sa.sts_endpoint_url.as_deref().map(str::trim) {
+            // An emptied annotation means "no override", as for the audience.
+            None | Some("") => cfg.sts_endpoint_url.as_deref(),
+            Some(url) if is_sts_endpoint_url(url) => Some(url),
+            Some(url) => {
+                // Not the flag's endpoint either: the account asked for another one, and a wrong STS is worse
+                // than the SDK's default.
+                warnings.push(Warning::new(
+                    WarningReason::InvalidStsEndpointUrl,
+                    format!(
+                        "service account {sa_name:?}: {IRSA_ANNOTATION_PREFIX}/{} {} is not an absolute \
+                         https:// (or http://) URL with a host; {} was not injected",
+                        irsa_annotation::STS_ENDPOINT_URL,
+                        Abbreviated(url),
+                        env::ENDPOINT_URL_STS
+                    ),
+                ));
+                None
+            }
+        };
 
         let mount_path = cfg.token_mount_path.trim_end_matches('/');
         let token_file = if pod::is_windows(pod) {
@@ -312,6 +388,7 @@ impl<'a> Settings<'a> {
             expiration,
             regional,
             region: cfg.aws_default_region.as_deref(),
+            sts_endpoint_url,
             mount_path,
             token_file,
         }
@@ -404,6 +481,12 @@ impl<'a> Settings<'a> {
             vars.push(env_var(env::DEFAULT_REGION, region));
             vars.push(env_var(env::REGION, region));
         }
+        // A container's own endpoint wins, as its own region does.
+        if let Some(url) = self.sts_endpoint_url
+            && !container.has_env(env::ENDPOINT_URL_STS)
+        {
+            vars.push(env_var(env::ENDPOINT_URL_STS, url));
+        }
 
         let index = container.index.to_string();
         let parent = ["spec", container.kind.field(), index.as_str()];
@@ -458,23 +541,25 @@ impl<'a> Settings<'a> {
     }
 }
 
-/// The first parsable expiration in precedence order, clamped; unparsable values are skipped with a warning.
+/// The first parsable expiration in precedence order, clamped to `floor..=MAX_TOKEN_EXPIRATION`; unparsable
+/// values are skipped with a warning.
 fn resolve_expiration(
     sources: &[(&str, Option<&str>)],
     key: &str,
     default: i64,
+    floor: i64,
     warnings: &mut Vec<Warning>,
 ) -> i64 {
     for (source, raw) in sources {
         let Some(raw) = raw else { continue };
         match raw.trim().parse::<i64>() {
             Ok(seconds) => {
-                let clamped = seconds.clamp(MIN_TOKEN_EXPIRATION, MAX_TOKEN_EXPIRATION);
+                let clamped = seconds.clamp(floor, MAX_TOKEN_EXPIRATION);
                 if clamped != seconds {
                     warnings.push(Warning::new(
                         WarningReason::TokenExpirationClamped,
                         format!(
-                            "{source} annotation {key}={raw:?} is outside {MIN_TOKEN_EXPIRATION}..{MAX_TOKEN_EXPIRATION} \
+                            "{source} annotation {key}={raw:?} is outside {floor}..{MAX_TOKEN_EXPIRATION} \
                              seconds; using {clamped}"
                         ),
                     ));
@@ -488,7 +573,20 @@ fn resolve_expiration(
         }
     }
     // The flag is validated at startup; clamping here only guards hand-built configurations.
-    default.clamp(MIN_TOKEN_EXPIRATION, MAX_TOKEN_EXPIRATION)
+    default.clamp(floor, MAX_TOKEN_EXPIRATION)
+}
+
+/// What is wrong with a role ARN that a pattern check would only call invalid: surrounding quotes (a YAML
+/// value quoted twice) or white space (pasted with a line break or a space).
+fn role_arn_defect(role_arn: &str) -> Option<&'static str> {
+    let quotes = ['"', '\'', '`'];
+    if role_arn.starts_with(quotes) || role_arn.ends_with(quotes) {
+        Some("is wrapped in quotes (remove the inner pair)")
+    } else if role_arn.contains(char::is_whitespace) {
+        Some("contains white space")
+    } else {
+        None
+    }
 }
 
 /// Go's `strconv.ParseBool`, which the reference webhook uses for this annotation.
@@ -644,6 +742,66 @@ mod tests {
     }
 
     #[test]
+    fn role_arn_defects_are_named() {
+        assert_eq!(role_arn_defect(ARN), None);
+        assert_eq!(
+            role_arn_defect(&format!("\"{ARN}\"")),
+            Some("is wrapped in quotes (remove the inner pair)")
+        );
+        assert_eq!(
+            role_arn_defect(&format!("'{ARN}'")),
+            Some("is wrapped in quotes (remove the inner pair)")
+        );
+        // White space around it is trimmed before this check (and warned about): injected as before.
+        let pod = json!({"spec": {"containers": [{"name": "app"}]}});
+        let m = mutate(
+            &pod,
+            Some(&ServiceAccountView::new(format!(" {ARN}\n").as_str())),
+            None,
+            &cfg(),
+        );
+        assert_eq!(m.outcome, Outcome::Mutated);
+        assert_eq!(m.warnings.len(), 1, "{:?}", m.warnings);
+        assert_eq!(m.warnings[0].reason, WarningReason::InvalidRoleArn);
+        assert!(
+            m.warnings[0].message.contains("trimmed"),
+            "{:?}",
+            m.warnings
+        );
+        assert_eq!(
+            role_arn_defect("arn:aws:iam::123456789012:role/a b"),
+            Some("contains white space")
+        );
+    }
+
+    #[test]
+    fn the_sts_endpoint_annotation_wins_over_the_flag() {
+        let pod = json!({"spec": {"containers": [{"name": "app"}]}});
+        let cfg = InjectionConfig {
+            sts_endpoint_url: Some("https://flag.example".into()),
+            ..cfg()
+        };
+        let endpoint = |sa: &ServiceAccountView| {
+            let m = mutate(&pod, Some(sa), None, &cfg);
+            let ops = serde_json::to_value(&m.patch).unwrap();
+            ops[0]["value"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .find(|var| var["name"] == env::ENDPOINT_URL_STS)
+                .map(|var| var["value"].as_str().unwrap().to_owned())
+        };
+        let mut sa = ServiceAccountView::new(ARN);
+        assert_eq!(endpoint(&sa).as_deref(), Some("https://flag.example"));
+        sa.sts_endpoint_url = Some(" http://minio:9000 ".into());
+        assert_eq!(endpoint(&sa).as_deref(), Some("http://minio:9000"));
+        sa.sts_endpoint_url = Some("".into());
+        assert_eq!(endpoint(&sa).as_deref(), Some("https://flag.example"));
+        sa.sts_endpoint_url = Some("minio:9000".into());
+        assert_eq!(endpoint(&sa), None);
+    }
+
+    #[test]
     fn expiration_precedence_and_fallback() {
         let mut w = Vec::new();
         let key = "eks.amazonaws.com/token-expiration";
@@ -652,16 +810,23 @@ mod tests {
                 &[("pod", Some("3600")), ("sa", Some("7200"))],
                 key,
                 86400,
+                600,
                 &mut w
             ),
             3600
         );
         assert_eq!(
-            resolve_expiration(&[("pod", None), ("sa", Some("7200"))], key, 86400, &mut w),
+            resolve_expiration(
+                &[("pod", None), ("sa", Some("7200"))],
+                key,
+                86400,
+                600,
+                &mut w
+            ),
             7200
         );
         assert_eq!(
-            resolve_expiration(&[("pod", None), ("sa", None)], key, 4000, &mut w),
+            resolve_expiration(&[("pod", None), ("sa", None)], key, 4000, 600, &mut w),
             4000
         );
         assert!(w.is_empty());
@@ -670,6 +835,7 @@ mod tests {
                 &[("pod", Some("1h")), ("sa", Some("7200"))],
                 key,
                 86400,
+                600,
                 &mut w
             ),
             7200
@@ -677,10 +843,21 @@ mod tests {
         assert_eq!(w.len(), 1);
         assert_eq!(w[0].reason, WarningReason::TokenExpirationInvalid);
         assert_eq!(
-            resolve_expiration(&[("pod", Some("-5"))], key, 86400, &mut w),
+            resolve_expiration(&[("pod", Some("-5"))], key, 86400, 600, &mut w),
             600
         );
         assert_eq!(w[1].reason, WarningReason::TokenExpirationClamped);
+        // A raised floor clamps what the kubelet would have accepted.
+        assert_eq!(
+            resolve_expiration(&[("pod", Some("900"))], key, 86400, 3600, &mut w),
+            3600
+        );
+        assert_eq!(w[2].reason, WarningReason::TokenExpirationClamped);
+        assert!(
+            w[2].message.contains("outside 3600..86400"),
+            "{}",
+            w[2].message
+        );
     }
 
     #[test]

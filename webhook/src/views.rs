@@ -7,7 +7,12 @@ use std::collections::BTreeMap;
 
 use regex::Regex;
 
-pub use irsa_core::names::{PERMITTED_ANNOTATION, annotation, annotation_key};
+pub use irsa_core::names::{
+    IRSA_ANNOTATION_PREFIX, PERMITTED_ANNOTATION, annotation, annotation_key, irsa_annotation,
+};
+
+/// A misspelling of `eks.amazonaws.com` common enough to be recognised whatever `--annotation-prefix` is.
+const KNOWN_PREFIX_TYPO: &str = "eks.amazon.com";
 
 /// Looks up `<prefix>/<suffix>` without allocating the key.
 pub(crate) fn prefixed_get<'a, I>(entries: I, prefix: &str, suffix: &str) -> Option<&'a str>
@@ -23,6 +28,10 @@ where
 /// What the mutation needs from an annotated ServiceAccount: the raw annotation values.
 ///
 /// Boxed strings rather than `String`s: no spare capacity, 16 bytes per field, `None` free.
+///
+/// A ServiceAccount without `<prefix>/role-arn` but with a [near miss](Self::near_miss) also gets a view, with
+/// an empty `role_arn`: the cache stores views only, so the finding must travel in one for the mutation to
+/// warn about it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ServiceAccountView {
     /// `<prefix>/role-arn`, as written (validated by the mutation).
@@ -33,6 +42,11 @@ pub struct ServiceAccountView {
     pub sts_regional_endpoints: Option<Box<str>>,
     /// `<prefix>/token-expiration`, when present.
     pub token_expiration: Option<Box<str>>,
+    /// `irsa-rs.github.io/sts-endpoint-url`, when present.
+    pub sts_endpoint_url: Option<Box<str>>,
+    /// The first annotation key that looks like a misspelt `<prefix>/role-arn`, kept only when the real key
+    /// is absent (`role_arn` is then empty and nothing is injected).
+    pub near_miss: Option<Box<str>>,
 }
 
 impl ServiceAccountView {
@@ -43,6 +57,8 @@ impl ServiceAccountView {
             audience: None,
             sts_regional_endpoints: None,
             token_expiration: None,
+            sts_endpoint_url: None,
+            near_miss: None,
         }
     }
 
@@ -56,16 +72,29 @@ impl ServiceAccountView {
                 suffix,
             )
         };
-        let role_arn = get(annotation::ROLE_ARN)?;
+        let Some(role_arn) = get(annotation::ROLE_ARN) else {
+            let near_miss = near_miss_role_arn_key(prefix, annotations.keys().map(String::as_str))?;
+            return Some(Self {
+                near_miss: Some(near_miss.into()),
+                ..Self::new("")
+            });
+        };
         // An emptied annotation is how people switch injection off without deleting the key.
         if role_arn.trim().is_empty() {
             return None;
         }
+        let sts_endpoint_url = prefixed_get(
+            annotations.iter().map(|(k, v)| (k.as_str(), v.as_str())),
+            IRSA_ANNOTATION_PREFIX,
+            irsa_annotation::STS_ENDPOINT_URL,
+        );
         Some(Self {
             role_arn: role_arn.into(),
             audience: get(annotation::AUDIENCE).map(Into::into),
             sts_regional_endpoints: get(annotation::STS_REGIONAL_ENDPOINTS).map(Into::into),
             token_expiration: get(annotation::TOKEN_EXPIRATION).map(Into::into),
+            sts_endpoint_url: sts_endpoint_url.map(Into::into),
+            near_miss: None,
         })
     }
 
@@ -76,7 +105,29 @@ impl ServiceAccountView {
             + opt(&self.audience)
             + opt(&self.sts_regional_endpoints)
             + opt(&self.token_expiration)
+            + opt(&self.sts_endpoint_url)
+            + opt(&self.near_miss)
     }
+}
+
+/// The first key that is probably a misspelt `<prefix>/role-arn`: equal to it once both are normalised
+/// (lower-cased, without `-`, `_`, `.`, `/` and white space), or `eks.amazon.com/role-arn`, a common typo of
+/// the EKS key. One rule, so that `eks.amazonaws.com/rolearn`, `.../role_arn`, `.../Role-Arn` and
+/// `eks-amazonaws.com/role-arn` are all caught without a list of spellings.
+fn near_miss_role_arn_key<'a>(
+    prefix: &str,
+    mut keys: impl Iterator<Item = &'a str>,
+) -> Option<&'a str> {
+    fn normalised(s: &str) -> impl Iterator<Item = char> + '_ {
+        s.chars()
+            .filter(|c| !matches!(c, '-' | '_' | '.' | '/') && !c.is_whitespace())
+            .flat_map(char::to_lowercase)
+    }
+    let intended = |key: &str, prefix: &str| {
+        let mut wanted = normalised(prefix).chain(normalised(annotation::ROLE_ARN));
+        normalised(key).eq(&mut wanted)
+    };
+    keys.find(|key| intended(key, prefix) || intended(key, KNOWN_PREFIX_TYPO))
 }
 
 /// A Namespace's role restriction: `iam.amazonaws.com/permitted`, compiled to match whole ARNs.
@@ -168,6 +219,69 @@ mod tests {
     }
 
     #[test]
+    fn service_account_view_reads_the_irsa_prefix_for_the_sts_endpoint() {
+        let sa = annotations(&[
+            (
+                "eks.amazonaws.com/role-arn",
+                "arn:aws:iam::123456789012:role/app",
+            ),
+            ("irsa-rs.github.io/sts-endpoint-url", "https://sts.example"),
+            (
+                "eks.amazonaws.com/sts-endpoint-url",
+                "https://wrong.example",
+            ),
+        ]);
+        let view = ServiceAccountView::from_annotations("eks.amazonaws.com", &sa).unwrap();
+        assert_eq!(
+            view.sts_endpoint_url.as_deref(),
+            Some("https://sts.example")
+        );
+        assert_eq!(view.near_miss, None);
+    }
+
+    #[test]
+    fn near_misses_are_kept_when_the_role_arn_is_absent() {
+        for key in [
+            "eks.amazon.com/role-arn",
+            "eks.amazonaws.com/rolearn",
+            "eks.amazonaws.com/role_arn",
+            "eks.amazonaws.com/Role-ARN",
+            "eks-amazonaws.com/role-arn",
+            "eks.amazonaws.com/role-arn ",
+        ] {
+            let sa = annotations(&[
+                ("unrelated", "x"),
+                (key, "arn:aws:iam::123456789012:role/app"),
+            ]);
+            let view = ServiceAccountView::from_annotations("eks.amazonaws.com", &sa)
+                .unwrap_or_else(|| panic!("{key:?}"));
+            assert_eq!(view.near_miss.as_deref(), Some(key));
+            assert_eq!(&*view.role_arn, "");
+        }
+        for key in [
+            "eks.amazonaws.com/audience",
+            "example.com/role-arn",
+            "role-arn",
+        ] {
+            let sa = annotations(&[(key, "arn:aws:iam::123456789012:role/app")]);
+            assert!(
+                ServiceAccountView::from_annotations("eks.amazonaws.com", &sa).is_none(),
+                "{key:?}"
+            );
+        }
+        // The real key wins: no near miss is reported next to it.
+        let sa = annotations(&[
+            (
+                "eks.amazonaws.com/role-arn",
+                "arn:aws:iam::123456789012:role/app",
+            ),
+            ("eks.amazonaws.com/rolearn", "x"),
+        ]);
+        let view = ServiceAccountView::from_annotations("eks.amazonaws.com", &sa).unwrap();
+        assert_eq!(view.near_miss, None);
+    }
+
+    #[test]
     fn prefix_must_be_followed_by_a_slash() {
         let sa = annotations(&[(
             "eks.amazonaws.com.evil/role-arn",
@@ -184,7 +298,8 @@ mod tests {
 
     #[test]
     fn service_account_view_is_compact() {
-        assert_eq!(std::mem::size_of::<ServiceAccountView>(), 64);
+        // Six optional strings; the two irsa-only ones (sts-endpoint-url, near_miss) added 32 bytes.
+        assert_eq!(std::mem::size_of::<ServiceAccountView>(), 96);
         let view = ServiceAccountView::new("arn:aws:iam::123456789012:role/app");
         assert_eq!(view.heap_bytes(), 34);
     }

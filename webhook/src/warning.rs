@@ -22,7 +22,7 @@ use std::fmt;
 #[non_exhaustive]
 pub enum WarningReason {
     /// The service account's role ARN does not match `--role-arn-pattern`, or is longer than IAM accepts
-    /// (2048 characters, or a role path over 512).
+    /// (2048 characters, or a role path over 512), or is wrapped in white space or quotes.
     InvalidRoleArn,
     /// The namespace's `iam.amazonaws.com/permitted` does not admit the role.
     ForbiddenRole,
@@ -36,12 +36,17 @@ pub enum WarningReason {
     HalfConfigured,
     /// A container sets `AWS_ACCESS_KEY_ID`, which wins over web identity in every SDK.
     StaticCredentials,
-    /// `token-expiration` was outside 600..=86400 and was clamped.
+    /// `token-expiration` was outside `--min-token-expiration`..=86400 and was clamped.
     TokenExpirationClamped,
     /// `token-expiration` is not an integer and was ignored.
     TokenExpirationInvalid,
     /// `sts-regional-endpoints` is neither `true` nor `false` and was ignored.
     StsRegionalEndpointsInvalid,
+    /// `irsa-rs.github.io/sts-endpoint-url` is not an absolute http(s) URL with a host: not injected.
+    InvalidStsEndpointUrl,
+    /// An annotation key that looks like a misspelt `<prefix>/role-arn` on a ServiceAccount without the real
+    /// one, or `<prefix>/role-arn` on a pod (it belongs on the ServiceAccount).
+    NearMissAnnotation,
     /// `include-containers` names a container the pod does not have.
     UnknownContainer,
     /// A field the webhook reads or appends to (`containers`, `initContainers`, `env`, `volumeMounts`,

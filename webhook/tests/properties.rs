@@ -232,6 +232,8 @@ fn service_account() -> impl Strategy<Value = Option<ServiceAccountView>> {
             audience: audience.map(Into::into),
             sts_regional_endpoints: regional.map(Into::into),
             token_expiration: expiration.map(Into::into),
+            sts_endpoint_url: None,
+            near_miss: None,
         })
     })
 }
