@@ -10,8 +10,7 @@ use crate::{
     patch::PatchBuilder,
     pod::{self, ContainerKind, ContainerRef, ListField, TOKEN_VOLUME_NAME},
     views::{
-        IRSA_ANNOTATION_PREFIX, NamespaceView, ServiceAccountView, annotation, annotation_key,
-        irsa_annotation,
+        IRSA_ANNOTATION_PREFIX, NamespaceView, ServiceAccountView, annotation, irsa_annotation,
     },
     warning::{Warning, WarningReason},
 };
@@ -111,11 +110,12 @@ pub fn mutate(
     let prefix = cfg.annotation_prefix.as_str();
     let mut warnings = Vec::new();
 
-    if pod::label(pod, &annotation_key(prefix, annotation::SKIP_POD_LABEL)).is_some() {
+    if pod::prefixed_label(pod, prefix, annotation::SKIP_POD_LABEL).is_some() {
         return Mutation::without_patch(Outcome::Skipped, warnings);
     }
-    let role_arn_key = annotation_key(prefix, annotation::ROLE_ARN);
-    if pod::annotation(pod, &role_arn_key).is_some() {
+    // Displayed in warnings only: no key is built on the admission path.
+    let role_arn_key = Key(prefix, annotation::ROLE_ARN);
+    if pod::prefixed_annotation(pod, prefix, annotation::ROLE_ARN).is_some() {
         // The reference webhook reads it on the ServiceAccount only; a pod cannot choose its own role.
         warnings.push(Warning::new(
             WarningReason::NearMissAnnotation,
@@ -153,36 +153,11 @@ pub fn mutate(
             ),
         ));
     }
-    // IAM's length caps first: they hold whatever the pattern says, and no regex runs over a 10 KB annotation.
-    if let Err(too_long) = check_role_arn_len(role_arn) {
+    if let Some(problem) = role_arn_problem(role_arn, &cfg.role_arn_pattern) {
         warnings.push(Warning::new(
             WarningReason::InvalidRoleArn,
             format!(
-                "service account {sa_name:?}: {prefix}/role-arn {} {too_long}; AWS credentials were not \
-                 injected",
-                Abbreviated(role_arn)
-            ),
-        ));
-        return Mutation::without_patch(Outcome::InvalidRoleArn, warnings);
-    }
-    // YAML quoting mistakes (`'"arn:..."'`) and pasted white space fail the pattern too; name the problem.
-    if let Some(problem) = role_arn_defect(role_arn) {
-        warnings.push(Warning::new(
-            WarningReason::InvalidRoleArn,
-            format!(
-                "service account {sa_name:?}: {prefix}/role-arn {} {problem}; AWS credentials were not \
-                 injected",
-                Abbreviated(role_arn)
-            ),
-        ));
-        return Mutation::without_patch(Outcome::InvalidRoleArn, warnings);
-    }
-    if !cfg.role_arn_pattern.is_match(role_arn) {
-        warnings.push(Warning::new(
-            WarningReason::InvalidRoleArn,
-            format!(
-                "service account {sa_name:?}: {prefix}/role-arn {role_arn:?} is not a valid role ARN; \
-                 AWS credentials were not injected"
+                "service account {sa_name:?}: {prefix}/role-arn {problem}; AWS credentials were not injected"
             ),
         ));
         return Mutation::without_patch(Outcome::InvalidRoleArn, warnings);
@@ -340,14 +315,16 @@ impl<'a> Settings<'a> {
             }),
         };
 
-        let expiration_key = annotation_key(prefix, annotation::TOKEN_EXPIRATION);
         let sources = [
-            ("pod", pod::annotation(pod, &expiration_key)),
+            (
+                "pod",
+                pod::prefixed_annotation(pod, prefix, annotation::TOKEN_EXPIRATION),
+            ),
             ("service account", sa.token_expiration.as_deref()),
         ];
         let expiration = resolve_expiration(
             &sources,
-            &expiration_key,
+            Key(prefix, annotation::TOKEN_EXPIRATION),
             cfg.token_expiration,
             cfg.min_token_expiration,
             warnings,
@@ -545,7 +522,7 @@ impl<'a> Settings<'a> {
 /// values are skipped with a warning.
 fn resolve_expiration(
     sources: &[(&str, Option<&str>)],
-    key: &str,
+    key: Key<'_>,
     default: i64,
     floor: i64,
     warnings: &mut Vec<Warning>,
@@ -576,6 +553,19 @@ fn resolve_expiration(
     default.clamp(floor, MAX_TOKEN_EXPIRATION)
 }
 
+/// Why `role_arn` cannot be injected, as "<the ARN, quoted> <what is wrong>", or `None`. IAM's length caps
+/// come first: they hold whatever the pattern says, and no regex runs over a 10 KB annotation; then the
+/// mistakes the pattern would only call invalid (quotes, white space); then `--role-arn-pattern`.
+fn role_arn_problem(role_arn: &str, pattern: &regex::Regex) -> Option<String> {
+    if let Err(too_long) = check_role_arn_len(role_arn) {
+        return Some(format!("{} {too_long}", Abbreviated(role_arn)));
+    }
+    if let Some(defect) = role_arn_defect(role_arn) {
+        return Some(format!("{} {defect}", Abbreviated(role_arn)));
+    }
+    (!pattern.is_match(role_arn)).then(|| format!("{role_arn:?} is not a valid role ARN"))
+}
+
 /// What is wrong with a role ARN that a pattern check would only call invalid: surrounding quotes (a YAML
 /// value quoted twice) or white space (pasted with a line break or a space).
 fn role_arn_defect(role_arn: &str) -> Option<&'static str> {
@@ -604,6 +594,16 @@ fn env_var(name: &str, value: &str) -> Value {
 
 /// A value quoted in a warning, cut after [`Abbreviated::MAX_CHARS`] characters: kubectl prints warnings
 /// whole, and the apiserver truncates long ones anyway.
+/// The annotation key `<prefix>/<suffix>`, written out only when a warning displays it.
+#[derive(Clone, Copy)]
+struct Key<'a>(&'a str, &'a str);
+
+impl std::fmt::Display for Key<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}/{}", self.0, self.1)
+    }
+}
+
 struct Abbreviated<'a>(&'a str);
 
 impl Abbreviated<'_> {
@@ -640,7 +640,7 @@ struct Selection<'a> {
 
 impl<'a> Selection<'a> {
     fn read(pod: &'a Value, prefix: &str) -> Self {
-        let names = |suffix| pod::annotation(pod, &annotation_key(prefix, suffix)).map(split_names);
+        let names = |suffix| pod::prefixed_annotation(pod, prefix, suffix).map(split_names);
         Self {
             include: names(annotation::INCLUDE_CONTAINERS),
             skip: names(annotation::SKIP_CONTAINERS).unwrap_or_default(),
@@ -804,7 +804,7 @@ mod tests {
     #[test]
     fn expiration_precedence_and_fallback() {
         let mut w = Vec::new();
-        let key = "eks.amazonaws.com/token-expiration";
+        let key = Key("eks.amazonaws.com", annotation::TOKEN_EXPIRATION);
         assert_eq!(
             resolve_expiration(
                 &[("pod", Some("3600")), ("sa", Some("7200"))],

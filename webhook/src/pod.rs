@@ -114,6 +114,24 @@ pub fn annotation<'a>(pod: &'a Value, key: &str) -> Option<&'a str> {
     get_path(pod, &["metadata", "annotations", key])?.as_str()
 }
 
+/// `metadata.labels["<prefix>/<suffix>"]`, without building the key (this runs on every admission).
+pub fn prefixed_label<'a>(pod: &'a Value, prefix: &str, suffix: &str) -> Option<&'a str> {
+    prefixed_entry(get_path(pod, &["metadata", "labels"])?, prefix, suffix)
+}
+
+/// `metadata.annotations["<prefix>/<suffix>"]`, without building the key (this runs on every admission).
+pub fn prefixed_annotation<'a>(pod: &'a Value, prefix: &str, suffix: &str) -> Option<&'a str> {
+    prefixed_entry(get_path(pod, &["metadata", "annotations"])?, prefix, suffix)
+}
+
+fn prefixed_entry<'a>(map: &'a Value, prefix: &str, suffix: &str) -> Option<&'a str> {
+    let entries = map
+        .as_object()?
+        .iter()
+        .filter_map(|(key, value)| Some((key.as_str(), value.as_str()?)));
+    crate::views::prefixed_get(entries, prefix, suffix)
+}
+
 /// `spec.serviceAccountName`, or `default` as the ServiceAccount admission plugin would set it.
 pub fn service_account_name(pod: &Value) -> &str {
     get_path(pod, &["spec", "serviceAccountName"])
