@@ -15,7 +15,7 @@ use tokio::net::TcpListener;
 
 use crate::args::{AdminArgs, ConnectionArgs, DrainArgs, ListenArgs};
 use crate::connection::{ClosedConnections, Connections};
-use crate::tls::ReloadingConfig;
+use crate::tls::{ReloadingConfig, TlsError, TlsFiles};
 use crate::{Readiness, Shutdown};
 
 /// An address could not be listened on.
@@ -57,6 +57,8 @@ async fn bind(addr: SocketAddr) -> Result<TcpListener, BindError> {
 /// A server's listeners, registry, readiness and shutdown, until [`Runtime::run`] serves them.
 #[derive(Debug)]
 pub struct Runtime {
+    /// The server's metric prefix (`irsa_webhook`, `irsa_issuer`): its own families are registered under it.
+    metric_prefix: &'static str,
     listeners: Listeners,
     registry: Registry,
     readiness: Readiness,
@@ -68,6 +70,7 @@ impl Runtime {
     /// Binds both ports and arms the signals: the first SIGTERM or SIGINT makes the process unready and drains
     /// it for `--drain-timeout`, a second one exits at once ([`Shutdown::on_signals`]).
     pub async fn bind(
+        metric_prefix: &'static str,
         listen: &ListenArgs,
         admin: &AdminArgs,
         drain: &DrainArgs,
@@ -75,12 +78,18 @@ impl Runtime {
         let listeners = Listeners::bind(listen, admin).await?;
         let readiness = Readiness::new();
         let shutdown = Shutdown::on_signals(drain.drain_timeout, readiness.clone());
-        Ok(Self::new(listeners, shutdown, readiness))
+        Ok(Self::new(metric_prefix, listeners, shutdown, readiness))
     }
 
     /// A runtime on listeners bound by the caller, stopped by `shutdown` (tests and embedding).
-    pub fn new(listeners: Listeners, shutdown: Shutdown, readiness: Readiness) -> Self {
+    pub fn new(
+        metric_prefix: &'static str,
+        listeners: Listeners,
+        shutdown: Shutdown,
+        readiness: Readiness,
+    ) -> Self {
         Self {
+            metric_prefix,
             listeners,
             registry: Registry::default(),
             readiness,
@@ -91,11 +100,20 @@ impl Runtime {
 
     /// Limits the serving port's connections as `limits` says (else the defaults), and counts the ones a
     /// limit closes as `<prefix>_connections_closed_total{reason}`.
-    pub fn limit_connections(&mut self, limits: &ConnectionArgs, prefix: &str) {
+    pub fn limit_connections(&mut self, limits: &ConnectionArgs) {
         self.connections = Connections {
             limits: limits.clone(),
-            closed: ClosedConnections::register(self.registry.sub_registry_with_prefix(prefix)),
+            closed: ClosedConnections::register(
+                self.registry.sub_registry_with_prefix(self.metric_prefix),
+            ),
         };
+    }
+
+    /// Loads (and so checks) the serving certificate once, before anything starts, with its expiry exposed as
+    /// `<prefix>_serving_certificate_expiry_timestamp_seconds`; [`Runtime::run`] serves it, re-read on change.
+    pub fn load_tls(&mut self, files: TlsFiles) -> Result<ReloadingConfig, TlsError> {
+        let registry = self.registry.sub_registry_with_prefix(self.metric_prefix);
+        Ok(ReloadingConfig::new(files)?.with_expiry_metric(registry))
     }
 
     /// The registry `/metrics` serves; register the command's metrics here before [`Runtime::run`].
@@ -117,6 +135,7 @@ impl Runtime {
     /// port, until the shutdown has drained both.
     pub async fn run(self, router: Router, tls: Option<ReloadingConfig>) {
         let Self {
+            metric_prefix: _,
             listeners,
             registry,
             readiness,
@@ -186,6 +205,7 @@ mod tests {
         let (main_addr, admin_addr) = (main.local_addr().unwrap(), admin.local_addr().unwrap());
         let shutdown = Shutdown::new(Duration::from_secs(1));
         let mut runtime = Runtime::new(
+            "test",
             Listeners { main, admin },
             shutdown.clone(),
             Readiness::new(),

@@ -6,7 +6,6 @@ use std::time::Duration;
 use anyhow::bail;
 use clap::{ArgGroup, Args};
 use irsa_serve::args::{AdminArgs, ConnectionArgs, DrainArgs, KubeArgs, ListenArgs, TlsArgs};
-use irsa_serve::tls::ReloadingConfig;
 use irsa_serve::{Listeners, Readiness, Runtime, Shutdown};
 use tokio::net::TcpListener;
 
@@ -108,9 +107,12 @@ pub struct ServeArgs {
     pub connection: ConnectionArgs,
 }
 
+/// The prefix of the issuer's metrics.
+const METRIC_PREFIX: &str = "irsa_issuer";
+
 /// Runs `irsa issuer serve` until SIGTERM (drained) or a second signal.
 pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
-    let runtime = Runtime::bind(&args.listen, &args.admin, &args.drain).await?;
+    let runtime = Runtime::bind(METRIC_PREFIX, &args.listen, &args.admin, &args.drain).await?;
     run(args, runtime).await
 }
 
@@ -127,12 +129,16 @@ pub async fn run_server(
         main: listener,
         admin: admin_listener,
     };
-    run(args, Runtime::new(listeners, shutdown, readiness)).await
+    run(
+        args,
+        Runtime::new(METRIC_PREFIX, listeners, shutdown, readiness),
+    )
+    .await
 }
 
 /// The issuer's part of the start-up: its documents, their reloading, its router; the runtime does the rest.
 async fn run(args: ServeArgs, mut runtime: Runtime) -> anyhow::Result<()> {
-    runtime.limit_connections(&args.connection, "irsa_issuer");
+    runtime.limit_connections(&args.connection);
     let paths = Arc::new(paths(
         &args.issuer_url,
         args.jwks_uri.as_deref(),
@@ -146,14 +152,7 @@ async fn run(args: ServeArgs, mut runtime: Runtime) -> anyhow::Result<()> {
         ),
     };
     // Loaded (and so checked) before anything starts, and read once.
-    let tls = tls
-        .map(|files| {
-            ReloadingConfig::new(files).map(|config| {
-                config
-                    .with_expiry_metric(runtime.registry().sub_registry_with_prefix("irsa_issuer"))
-            })
-        })
-        .transpose()?;
+    let tls = tls.map(|files| runtime.load_tls(files)).transpose()?;
     let metrics = Metrics::register(runtime.registry());
     let store = Arc::new(DocumentStore::new());
     let publisher = Publisher::new(paths.clone(), store.clone(), metrics.clone());

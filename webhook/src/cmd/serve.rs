@@ -96,8 +96,8 @@ pub struct ServeArgs {
 /// Runs the webhook until SIGTERM.
 pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     let config = args.injection.clone().into_config()?;
-    let mut runtime = Runtime::bind(&args.listen, &args.admin, &args.drain).await?;
-    runtime.limit_connections(&args.connection, "irsa_webhook");
+    let mut runtime = Runtime::bind("irsa_webhook", &args.listen, &args.admin, &args.drain).await?;
+    runtime.limit_connections(&args.connection);
     let client = args.kube.client().await?;
     let tls = match args.tls.files() {
         // --self-signed: the CA and certificate live in a Secret, the caBundle is patched into our configuration.
@@ -111,8 +111,7 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     };
     // Load (and so check) the certificate before starting the watches: a crash-looping pod says more than a
     // TLS error. The server is handed this loaded configuration rather than reading the files again.
-    let tls = irsa_serve::tls::ReloadingConfig::new(tls)?
-        .with_expiry_metric(runtime.registry().sub_registry_with_prefix("irsa_webhook"));
+    let tls = runtime.load_tls(tls)?;
     if args.self_signed.self_signed {
         // Renewed while running, not only at start: a pod can outlive its one-year certificate.
         tokio::spawn(crate::self_signed::keep_renewed(
