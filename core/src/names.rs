@@ -14,6 +14,11 @@ pub const IRSA_ANNOTATION_PREFIX: &str = "irsa-rs.github.io";
 pub mod irsa_annotation {
     /// ServiceAccount: the STS endpoint injected as `AWS_ENDPOINT_URL_STS`, over `--sts-endpoint-url`.
     pub const STS_ENDPOINT_URL: &str = "sts-endpoint-url";
+    /// ServiceAccount: the template of `AWS_ROLE_SESSION_NAME`, over `--role-session-name`.
+    pub const ROLE_SESSION_NAME: &str = "role-session-name";
+    /// Pod: a JSON object from container names to role ARNs, for containers that are to assume another
+    /// role than the ServiceAccount's (with the same projected token).
+    pub const CONTAINER_ROLE_ARNS: &str = "container-role-arns";
 }
 
 /// Suffixes of the annotation keys (`<prefix>/<suffix>`) the webhook reads.
@@ -98,6 +103,8 @@ pub mod env {
     pub const ACCESS_KEY_ID: &str = "AWS_ACCESS_KEY_ID";
     /// The STS endpoint: aws-sdk-go-v2 ignores `AWS_ENDPOINT_URL` for its web-identity call but honours this.
     pub const ENDPOINT_URL_STS: &str = "AWS_ENDPOINT_URL_STS";
+    /// The session name of the web-identity call, which CloudTrail shows (the SDKs pick one otherwise).
+    pub const ROLE_SESSION_NAME: &str = "AWS_ROLE_SESSION_NAME";
 }
 
 /// The projected token volume's name.

@@ -5,6 +5,8 @@
 
 use regex::Regex;
 
+use crate::session_name::{SessionNameTemplate, TemplateError};
+
 pub use irsa_core::arn::DEFAULT_ROLE_ARN_PATTERN;
 pub use irsa_core::names::{
     DEFAULT_ANNOTATION_PREFIX, DEFAULT_TOKEN_MOUNT_PATH, MAX_TOKEN_EXPIRATION, MIN_TOKEN_EXPIRATION,
@@ -34,6 +36,9 @@ pub struct InjectionConfig {
     pub sts_endpoint_url: Option<String>,
     /// Shortest token lifetime injected, in seconds: shorter requests are clamped up to it.
     pub min_token_expiration: i64,
+    /// When set, `AWS_ROLE_SESSION_NAME` is injected from this template unless the service account names
+    /// another.
+    pub role_session_name: Option<SessionNameTemplate>,
 }
 
 impl Default for InjectionConfig {
@@ -82,6 +87,14 @@ pub enum ConfigError {
         "--min-token-expiration {0} is out of range: it must be between {MIN_TOKEN_EXPIRATION} and {MAX_TOKEN_EXPIRATION} seconds"
     )]
     MinTokenExpirationOutOfRange(i64),
+    /// `--role-session-name` is not a valid template.
+    #[error("--role-session-name {template:?} {reason}")]
+    InvalidRoleSessionName {
+        /// The template as given.
+        template: String,
+        /// What is wrong with it.
+        reason: TemplateError,
+    },
     /// `--token-expiration` is below `--min-token-expiration`.
     #[error("--token-expiration {expiration} is below --min-token-expiration {floor}")]
     TokenExpirationBelowFloor {
@@ -199,6 +212,16 @@ pub struct InjectionArgs {
     /// `<prefix>/token-expiration` values are raised to it, with a warning.
     #[arg(long, env = "IRSA_MIN_TOKEN_EXPIRATION", default_value_t = MIN_TOKEN_EXPIRATION, value_name = "SECONDS")]
     pub min_token_expiration: i64,
+
+    /// Inject `AWS_ROLE_SESSION_NAME`, which CloudTrail shows, from this template (off by default) into
+    /// containers that do not set it, unless the service account's `irsa-rs.github.io/role-session-name`
+    /// gives another. Placeholders `{namespace}`, `{service_account}` and `{pod}` among letters, digits and
+    /// `_+=,.@-`; e.g. `{namespace}.{service_account}`. The result is always valid for STS: other characters
+    /// become `-`, and a name over 64 characters is cut to 55 plus `-` and 8 hex digits of its hash. A pod
+    /// whose name the apiserver generates (a Deployment's) gets its exact name only from `{pod}` alone,
+    /// through the downward API; next to other parts `{pod}` is its `generateName` without the trailing `-`.
+    #[arg(long, env = "IRSA_ROLE_SESSION_NAME", value_name = "TEMPLATE")]
+    pub role_session_name: Option<String>,
 }
 
 impl Default for InjectionArgs {
@@ -213,6 +236,7 @@ impl Default for InjectionArgs {
             role_arn_pattern: DEFAULT_ROLE_ARN_PATTERN.to_owned(),
             sts_endpoint_url: None,
             min_token_expiration: MIN_TOKEN_EXPIRATION,
+            role_session_name: None,
         }
     }
 }
@@ -260,6 +284,13 @@ impl InjectionArgs {
                 ));
             }
         };
+        let role_session_name = self
+            .role_session_name
+            .map(|template| {
+                SessionNameTemplate::parse(&template)
+                    .map_err(|reason| ConfigError::InvalidRoleSessionName { template, reason })
+            })
+            .transpose()?;
         Ok(InjectionConfig {
             annotation_prefix: prefix.to_owned(),
             token_audience: audience.to_owned(),
@@ -270,6 +301,7 @@ impl InjectionArgs {
             role_arn_pattern: compile_role_arn_pattern(&self.role_arn_pattern)?,
             sts_endpoint_url,
             min_token_expiration: self.min_token_expiration,
+            role_session_name,
         })
     }
 }
@@ -480,6 +512,36 @@ mod tests {
                 floor: 7200
             })
         ));
+    }
+
+    #[test]
+    fn role_session_name_is_off_by_default_and_validated_at_start() {
+        assert_eq!(parse(&[]).unwrap().role_session_name, None);
+        let cfg = parse(&["--role-session-name", "{namespace}.{service_account}"]).unwrap();
+        assert_eq!(
+            cfg.role_session_name.map(|t| t.to_string()).as_deref(),
+            Some("{namespace}.{service_account}")
+        );
+        for (bad, message) in [
+            (
+                "{namespace}/{pod}",
+                "--role-session-name \"{namespace}/{pod}\" has '/', which STS refuses in a session name \
+                 (allowed: letters, digits and _+=,.@-)",
+            ),
+            (
+                "{name}",
+                "--role-session-name \"{name}\" has an unknown placeholder {name} (known: {namespace}, \
+                 {service_account}, {pod})",
+            ),
+            ("", "--role-session-name \"\" is empty"),
+        ] {
+            let err = parse(&["--role-session-name", bad]).unwrap_err();
+            assert!(
+                matches!(err, ConfigError::InvalidRoleSessionName { .. }),
+                "{err:?}"
+            );
+            assert_eq!(err.to_string(), message);
+        }
     }
 
     #[test]

@@ -1,7 +1,9 @@
 //! The irsa mutating admission webhook.
 //!
 //! - [`mutate`] is the pure core: pod JSON + ServiceAccount view + Namespace view + config -> JSON Patch and
-//!   warnings. The pod's env, mounts and volume are built there.
+//!   warnings. The pod's env, mounts and volume are built there (`Settings::inject`), with
+//!   [`session_name`] (`AWS_ROLE_SESSION_NAME` from a template) and [`container_roles`] (a pod's
+//!   `container-role-arns`) as pure helpers.
 //! - [`policy`] decides, from what the mutation and the lookups report, whether a pod is admitted or denied
 //!   (`--on-lookup-failure`, `--on-forbidden-role`).
 //! - [`review`] decodes and encodes `admission.k8s.io/v1` AdmissionReviews.
@@ -13,6 +15,7 @@
 pub mod cache;
 pub mod cmd;
 pub mod config;
+pub mod container_roles;
 pub mod lookup;
 pub mod metrics;
 pub mod mutate;
@@ -22,6 +25,7 @@ pub mod policy;
 pub mod review;
 pub mod routes;
 pub mod self_signed;
+pub mod session_name;
 pub mod views;
 pub mod warning;
 pub mod watcher;

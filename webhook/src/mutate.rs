@@ -2,13 +2,17 @@
 //! surgical JSON Patch, warnings and an outcome. No I/O, no async, no clock: the server, the offline
 //! `mutate` subcommand and the tests all call the same function.
 
+use std::borrow::Cow;
+
 use json_patch::Patch;
 use serde_json::{Value, json};
 
 use crate::{
     config::{InjectionConfig, MAX_TOKEN_EXPIRATION, is_sts_endpoint_url},
+    container_roles::ContainerRoles,
     patch::PatchBuilder,
     pod::{self, ContainerKind, ContainerRef, ListField, TOKEN_VOLUME_NAME},
+    session_name::SessionNameTemplate,
     views::{
         IRSA_ANNOTATION_PREFIX, NamespaceView, ServiceAccountView, annotation, irsa_annotation,
     },
@@ -68,8 +72,10 @@ pub struct Mutation {
     pub warnings: Vec<Warning>,
     /// What happened.
     pub outcome: Outcome,
-    /// Why the namespace forbids the role, when it does (outcome [`Outcome::Forbidden`]): the
-    /// [`policy`](crate::policy) makes it the denial message, or the first warning of an admitted pod.
+    /// Why the namespace forbids the role, when it does: the ServiceAccount's (outcome
+    /// [`Outcome::Forbidden`], no patch), or one a pod's `container-role-arns` asks for (the patch gives that
+    /// container the ServiceAccount's role). The [`policy`](crate::policy) makes it the denial message, or
+    /// the first warning of an admitted pod.
     pub forbidden: Option<Warning>,
 }
 
@@ -189,7 +195,7 @@ pub fn mutate(
         }
     }
 
-    let settings = Settings::resolve(pod, sa, sa_name, role_arn, cfg, &mut warnings);
+    let settings = Settings::resolve(pod, sa, sa_name, cfg, &mut warnings);
 
     let volumes = pod::volumes(pod);
     if let ListField::Malformed = volumes {
@@ -237,13 +243,22 @@ pub fn mutate(
 
     let selection = Selection::read(pod, prefix);
     selection.warn_unknown(pod, prefix, &mut warnings);
+    let mut forbidden = None;
+    let roles = ContainerRoles::read(
+        pod,
+        &cfg.role_arn_pattern,
+        ns,
+        &mut warnings,
+        &mut forbidden,
+    );
 
     let mut builder = PatchBuilder::new();
     let mut any_injected = false;
     for kind in [ContainerKind::Container, ContainerKind::InitContainer] {
         for container in pod::containers(pod, kind) {
             if selection.selects(container.name) {
-                any_injected |= settings.inject(container, &mut builder, &mut warnings);
+                let role_arn = roles.role_for(container.name).unwrap_or(role_arn);
+                any_injected |= settings.inject(container, role_arn, &mut builder, &mut warnings);
             }
         }
     }
@@ -267,18 +282,19 @@ pub fn mutate(
         patch: builder.build(),
         warnings,
         outcome,
-        forbidden: None,
+        forbidden,
     }
 }
 
 /// The values resolved for this pod from its annotations, its service account's and the flags.
 struct Settings<'a> {
-    role_arn: &'a str,
     audience: &'a str,
     expiration: i64,
     regional: bool,
     region: Option<&'a str>,
     sts_endpoint_url: Option<&'a str>,
+    /// The `AWS_ROLE_SESSION_NAME` entry, when a template applies.
+    session_name: Option<Value>,
     mount_path: &'a str,
     token_file: String,
 }
@@ -288,7 +304,6 @@ impl<'a> Settings<'a> {
         pod: &'a Value,
         sa: &'a ServiceAccountView,
         sa_name: &str,
-        role_arn: &'a str,
         cfg: &'a InjectionConfig,
         warnings: &mut Vec<Warning>,
     ) -> Self {
@@ -351,6 +366,33 @@ impl<'a> Settings<'a> {
             }
         };
 
+        let session_name = match sa.role_session_name.as_deref().map(str::trim) {
+            // An emptied annotation means "no override", as for the STS endpoint.
+            None | Some("") => cfg.role_session_name.as_ref().map(Cow::Borrowed),
+            Some(raw) => match SessionNameTemplate::parse(raw) {
+                Ok(template) => Some(Cow::Owned(template)),
+                Err(error) => {
+                    // The flag is the cluster's policy: a typo on one account must not switch it off.
+                    let fallback = match &cfg.role_session_name {
+                        Some(template) => {
+                            format!("the --role-session-name template \"{template}\" is used")
+                        }
+                        None => format!("{} was not injected", env::ROLE_SESSION_NAME),
+                    };
+                    warnings.push(Warning::new(
+                        WarningReason::InvalidRoleSessionName,
+                        format!(
+                            "service account {sa_name:?}: {IRSA_ANNOTATION_PREFIX}/{} {} {error}; {fallback}",
+                            irsa_annotation::ROLE_SESSION_NAME,
+                            Abbreviated(raw),
+                        ),
+                    ));
+                    cfg.role_session_name.as_ref().map(Cow::Borrowed)
+                }
+            },
+        }
+        .map(|template| template.env_entry(pod, env::ROLE_SESSION_NAME));
+
         let mount_path = cfg.token_mount_path.trim_end_matches('/');
         let token_file = if pod::is_windows(pod) {
             // Windows containers see the same mount path under the system drive.
@@ -360,21 +402,23 @@ impl<'a> Settings<'a> {
         };
 
         Self {
-            role_arn,
             audience,
             expiration,
             regional,
             region: cfg.aws_default_region.as_deref(),
             sts_endpoint_url,
+            session_name,
             mount_path,
             token_file,
         }
     }
 
-    /// Injects one container; `false` when it was left alone (half-configured, conflicting, malformed).
+    /// Injects one container with `role_arn` (the ServiceAccount's, or the one `container-role-arns` gives
+    /// it); `false` when it was left alone (half-configured, conflicting, malformed).
     fn inject(
         &self,
         container: ContainerRef<'_>,
+        role_arn: &str,
         builder: &mut PatchBuilder,
         warnings: &mut Vec<Warning>,
     ) -> bool {
@@ -408,23 +452,34 @@ impl<'a> Settings<'a> {
             return false;
         }
 
+        // Another injector (a service mesh's reinvocation) or the user may have mounted something at or
+        // under the token mount path. At it: a second mount would make the apiserver refuse the pod. Under
+        // it: that mount would shadow the token file, or need a mount point inside the read-only token
+        // volume. Either way the whole container is left alone: the token file env without the mount would
+        // point the SDK at a missing or foreign file.
         let mut own_mount = false;
         for mount in mounts.items() {
-            let path = pod::str_field(mount, "mountPath").map(|p| p.trim_end_matches('/'));
-            if path != Some(self.mount_path) {
+            let Some(path) = pod::str_field(mount, "mountPath").map(|p| p.trim_end_matches('/'))
+            else {
                 continue;
-            }
-            if pod::str_field(mount, "name") == Some(TOKEN_VOLUME_NAME) {
-                own_mount = true;
-            } else {
-                // A second mount on the same path would make the apiserver refuse the pod.
+            };
+            let volume = pod::str_field(mount, "name").unwrap_or("");
+            let inside = path
+                .strip_prefix(self.mount_path)
+                .is_some_and(|rest| rest.starts_with('/'));
+            if volume == TOKEN_VOLUME_NAME {
+                own_mount |= path == self.mount_path;
+            } else if path == self.mount_path || inside {
+                let place = if inside {
+                    format!("at {path}, inside the token mount path {}", self.mount_path)
+                } else {
+                    format!("at the token mount path {}", self.mount_path)
+                };
                 warnings.push(Warning::new(
                     WarningReason::MountPathConflict,
                     format!(
-                        "container {name:?} already mounts volume {:?} at {}; nothing was injected into this \
-                         container",
-                        pod::str_field(mount, "name").unwrap_or(""),
-                        self.mount_path
+                        "container {name:?} already mounts volume {volume:?} {place}; nothing was injected into \
+                         this container (move one of the mounts, or list the container in skip-containers)"
                     ),
                 ));
                 return false;
@@ -436,17 +491,21 @@ impl<'a> Settings<'a> {
                 WarningReason::StaticCredentials,
                 format!(
                     "container {name:?} sets {}: static keys take precedence over the injected web identity in \
-                     every AWS SDK, so role {:?} will not be used",
+                     every AWS SDK, so role {role_arn:?} will not be used",
                     env::ACCESS_KEY_ID,
-                    self.role_arn
                 ),
             ));
         }
 
         let mut vars = Vec::new();
         if !has_role {
-            vars.push(env_var(env::ROLE_ARN, self.role_arn));
+            vars.push(env_var(env::ROLE_ARN, role_arn));
             vars.push(env_var(env::WEB_IDENTITY_TOKEN_FILE, &self.token_file));
+        }
+        if let Some(entry) = &self.session_name
+            && !container.has_env(env::ROLE_SESSION_NAME)
+        {
+            vars.push(entry.clone());
         }
         if self.regional && !container.has_env(env::STS_REGIONAL_ENDPOINTS) {
             vars.push(env_var(env::STS_REGIONAL_ENDPOINTS, "regional"));
@@ -556,7 +615,7 @@ fn resolve_expiration(
 /// Why `role_arn` cannot be injected, as "<the ARN, quoted> <what is wrong>", or `None`. IAM's length caps
 /// come first: they hold whatever the pattern says, and no regex runs over a 10 KB annotation; then the
 /// mistakes the pattern would only call invalid (quotes, white space); then `--role-arn-pattern`.
-fn role_arn_problem(role_arn: &str, pattern: &regex::Regex) -> Option<String> {
+pub(crate) fn role_arn_problem(role_arn: &str, pattern: &regex::Regex) -> Option<String> {
     if let Err(too_long) = check_role_arn_len(role_arn) {
         return Some(format!("{} {too_long}", Abbreviated(role_arn)));
     }
@@ -592,8 +651,6 @@ fn env_var(name: &str, value: &str) -> Value {
     json!({"name": name, "value": value})
 }
 
-/// A value quoted in a warning, cut after [`Abbreviated::MAX_CHARS`] characters: kubectl prints warnings
-/// whole, and the apiserver truncates long ones anyway.
 /// The annotation key `<prefix>/<suffix>`, written out only when a warning displays it.
 #[derive(Clone, Copy)]
 struct Key<'a>(&'a str, &'a str);
@@ -604,6 +661,8 @@ impl std::fmt::Display for Key<'_> {
     }
 }
 
+/// A value quoted in a warning, cut after [`Abbreviated::MAX_CHARS`] characters: kubectl prints warnings
+/// whole, and the apiserver truncates long ones anyway.
 struct Abbreviated<'a>(&'a str);
 
 impl Abbreviated<'_> {

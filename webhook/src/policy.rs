@@ -192,6 +192,36 @@ mod tests {
         assert_eq!((message, warnings), (reason.message, vec![]));
     }
 
+    /// A role a pod's `container-role-arns` asks for and the namespace forbids: admitted with the
+    /// ServiceAccount's role for that container (the reason first among the warnings), or denied in the
+    /// strict mode, like the ServiceAccount's own role.
+    #[test]
+    fn a_forbidden_container_role_follows_the_same_policy() {
+        let pod = json!({
+            "metadata": {"annotations": {"irsa-rs.github.io/container-role-arns":
+                r#"{"uploader": "arn:aws:iam::123456789012:role/other"}"#}},
+            "spec": {"containers": [{"name": "app"}, {"name": "uploader"}]}});
+        let sa = ServiceAccountView::new("arn:aws:iam::123456789012:role/app");
+        let ns = NamespaceView::compile("arn:aws:iam::123456789012:role/app");
+        let mutation = mutate(&pod, Some(&sa), Some(&ns), &InjectionConfig::default());
+        assert_eq!(mutation.outcome, Outcome::Mutated);
+        let reason = mutation.forbidden.clone().expect("the reason");
+        assert_eq!(reason.reason, WarningReason::ForbiddenRole);
+        let Decision::Allow { patch, warnings } = Policy::default().mutation(mutation.clone())
+        else {
+            panic!("not admitted");
+        };
+        assert_eq!(patch, mutation.patch);
+        assert_eq!(warnings, std::slice::from_ref(&reason.message));
+        assert_eq!(
+            deny_forbidden().mutation(mutation),
+            Decision::Deny {
+                message: reason.message,
+                warnings: vec![]
+            }
+        );
+    }
+
     #[test]
     fn lookup_failures_admit_with_a_warning_or_deny() {
         let err = LookupError::RateLimited;

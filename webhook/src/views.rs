@@ -44,6 +44,8 @@ pub struct ServiceAccountView {
     pub token_expiration: Option<Box<str>>,
     /// `irsa-rs.github.io/sts-endpoint-url`, when present.
     pub sts_endpoint_url: Option<Box<str>>,
+    /// `irsa-rs.github.io/role-session-name`, when present: a template (parsed by the mutation).
+    pub role_session_name: Option<Box<str>>,
     /// The first annotation key that looks like a misspelt `<prefix>/role-arn`, kept only when the real key
     /// is absent (`role_arn` is then empty and nothing is injected).
     pub near_miss: Option<Box<str>>,
@@ -58,6 +60,7 @@ impl ServiceAccountView {
             sts_regional_endpoints: None,
             token_expiration: None,
             sts_endpoint_url: None,
+            role_session_name: None,
             near_miss: None,
         }
     }
@@ -83,17 +86,20 @@ impl ServiceAccountView {
         if role_arn.trim().is_empty() {
             return None;
         }
-        let sts_endpoint_url = prefixed_get(
-            annotations.iter().map(|(k, v)| (k.as_str(), v.as_str())),
-            IRSA_ANNOTATION_PREFIX,
-            irsa_annotation::STS_ENDPOINT_URL,
-        );
+        let irsa = |suffix: &str| {
+            prefixed_get(
+                annotations.iter().map(|(k, v)| (k.as_str(), v.as_str())),
+                IRSA_ANNOTATION_PREFIX,
+                suffix,
+            )
+        };
         Some(Self {
             role_arn: role_arn.into(),
             audience: get(annotation::AUDIENCE).map(Into::into),
             sts_regional_endpoints: get(annotation::STS_REGIONAL_ENDPOINTS).map(Into::into),
             token_expiration: get(annotation::TOKEN_EXPIRATION).map(Into::into),
-            sts_endpoint_url: sts_endpoint_url.map(Into::into),
+            sts_endpoint_url: irsa(irsa_annotation::STS_ENDPOINT_URL).map(Into::into),
+            role_session_name: irsa(irsa_annotation::ROLE_SESSION_NAME).map(Into::into),
             near_miss: None,
         })
     }
@@ -106,6 +112,7 @@ impl ServiceAccountView {
             + opt(&self.sts_regional_endpoints)
             + opt(&self.token_expiration)
             + opt(&self.sts_endpoint_url)
+            + opt(&self.role_session_name)
             + opt(&self.near_miss)
     }
 }
@@ -226,6 +233,7 @@ mod tests {
                 "arn:aws:iam::123456789012:role/app",
             ),
             ("irsa-rs.github.io/sts-endpoint-url", "https://sts.example"),
+            ("irsa-rs.github.io/role-session-name", "{pod}"),
             (
                 "eks.amazonaws.com/sts-endpoint-url",
                 "https://wrong.example",
@@ -236,6 +244,7 @@ mod tests {
             view.sts_endpoint_url.as_deref(),
             Some("https://sts.example")
         );
+        assert_eq!(view.role_session_name.as_deref(), Some("{pod}"));
         assert_eq!(view.near_miss, None);
     }
 
@@ -298,8 +307,9 @@ mod tests {
 
     #[test]
     fn service_account_view_is_compact() {
-        // Six optional strings; the two irsa-only ones (sts-endpoint-url, near_miss) added 32 bytes.
-        assert_eq!(std::mem::size_of::<ServiceAccountView>(), 96);
+        // Seven optional strings; the three irsa-only ones (sts-endpoint-url, role-session-name, near_miss)
+        // added 48 bytes.
+        assert_eq!(std::mem::size_of::<ServiceAccountView>(), 112);
         let view = ServiceAccountView::new("arn:aws:iam::123456789012:role/app");
         assert_eq!(view.heap_bytes(), 34);
     }

@@ -21,16 +21,18 @@ use std::fmt;
 #[strum(serialize_all = "kebab-case")]
 #[non_exhaustive]
 pub enum WarningReason {
-    /// The service account's role ARN does not match `--role-arn-pattern`, or is longer than IAM accepts
-    /// (2048 characters, or a role path over 512), or is wrapped in white space or quotes.
+    /// The service account's role ARN (or one of a pod's `container-role-arns`) does not match
+    /// `--role-arn-pattern`, or is longer than IAM accepts (2048 characters, or a role path over 512), or is
+    /// wrapped in white space or quotes.
     InvalidRoleArn,
-    /// The namespace's `iam.amazonaws.com/permitted` does not admit the role.
+    /// The namespace's `iam.amazonaws.com/permitted` does not admit the role (the service account's, or one
+    /// of a pod's `container-role-arns`).
     ForbiddenRole,
     /// The namespace's `iam.amazonaws.com/permitted` is not a valid regex.
     InvalidNamespaceRegex,
     /// A volume named `aws-iam-token` exists and is not the token projection.
     VolumeConflict,
-    /// A container mounts another volume at the token mount path.
+    /// A container mounts another volume at or inside the token mount path.
     MountPathConflict,
     /// A container has exactly one of `AWS_ROLE_ARN` and `AWS_WEB_IDENTITY_TOKEN_FILE`.
     HalfConfigured,
@@ -44,10 +46,14 @@ pub enum WarningReason {
     StsRegionalEndpointsInvalid,
     /// `irsa-rs.github.io/sts-endpoint-url` is not an absolute http(s) URL with a host: not injected.
     InvalidStsEndpointUrl,
+    /// `irsa-rs.github.io/role-session-name` is not a valid template: the flag's (if any) is used.
+    InvalidRoleSessionName,
+    /// A pod's `irsa-rs.github.io/container-role-arns` is not a JSON object of container names to role ARNs.
+    InvalidContainerRoleArns,
     /// An annotation key that looks like a misspelt `<prefix>/role-arn` on a ServiceAccount without the real
     /// one, or `<prefix>/role-arn` on a pod (it belongs on the ServiceAccount).
     NearMissAnnotation,
-    /// `include-containers` names a container the pod does not have.
+    /// `include-containers` or `container-role-arns` names a container the pod does not have.
     UnknownContainer,
     /// A field the webhook reads or appends to (`containers`, `initContainers`, `env`, `volumeMounts`,
     /// `volumes`) is not an array.

@@ -1,12 +1,17 @@
 //! Property tests of the mutation's invariants over generated pods, service accounts, namespaces and flags:
 //! the patch only appends to env / volumeMounts / volumes, applying it changes nothing else (fields nobody
-//! knows included), and mutating the result again adds nothing.
+//! knows included), and mutating the result again adds nothing. The generators cover irsa's own annotations
+//! too (`container-role-arns`, `role-session-name`, `--role-session-name`) and other volumes mounted at,
+//! inside and above the token mount path; three more properties follow from them: every injected session
+//! name is one STS accepts, every injected role is one the pattern and the namespace allow, and no
+//! container ends up with two mounts on one path.
 
 use std::collections::BTreeMap;
 
 use irsa_webhook::{
     config::{DEFAULT_TOKEN_MOUNT_PATH, InjectionConfig},
     mutate::{Outcome, mutate},
+    session_name::SessionNameTemplate,
     views::{NamespaceView, ServiceAccountView},
 };
 use json_patch::PatchOperation;
@@ -57,6 +62,7 @@ const ENV_NAMES: &[&str] = &[
     "AWS_REGION",
     "AWS_DEFAULT_REGION",
     "AWS_ACCESS_KEY_ID",
+    "AWS_ROLE_SESSION_NAME",
     "LOG_LEVEL",
 ];
 
@@ -87,6 +93,9 @@ fn mount() -> impl Strategy<Value = Value> {
         &[
             DEFAULT_TOKEN_MOUNT_PATH,
             "/var/run/secrets/eks.amazonaws.com/serviceaccount/",
+            "/var/run/secrets/eks.amazonaws.com/serviceaccount/token",
+            "/var/run/secrets/eks.amazonaws.com",
+            "/var/run/secrets/eks.amazonaws.com/serviceaccountx",
             "/data",
             "/creds",
         ][..],
@@ -165,11 +174,38 @@ fn pod() -> impl Strategy<Value = Value> {
         annotation_values,
         0..3,
     );
+    // irsa's own pod annotation: good, forbidden, invalid and unknown entries, and malformed values.
+    let container_roles = option::weighted(
+        0.7,
+        proptest::sample::select(
+            &[
+                r#"{"app": "arn:aws:iam::123456789012:role/other-app"}"#,
+                r#"{"sidecar": "arn:aws:iam::123456789012:role/x", "init": "arn:aws:iam::999999999999:role/y"}"#,
+                r#"{"app": "arn:aws:iam::123456789012:user/x", "ghost": "arn:aws:iam::123456789012:role/x"}"#,
+                r#"{"proxy": " arn:aws:iam::123456789012:role/x"}"#,
+                "app=arn:aws:iam::123456789012:role/x",
+                "",
+            ][..],
+        ),
+    );
+    let names = (
+        option::of(proptest::sample::select(&["web-0", "a", LONG_POD_NAME][..])),
+        option::of(proptest::sample::select(
+            &["web-7d9c5b6f4-", "Odd_", ""][..],
+        )),
+        option::of(proptest::sample::select(&["team-a", ""][..])),
+    );
     let node_selector = option::of(Just(json!({"kubernetes.io/os": "windows"})));
     let init = option::of(vec(container(), 0..3));
     let volumes = optional_list(volume());
     (
-        (labels, annotations, extras(&["labels", "annotations"])),
+        (
+            labels,
+            annotations,
+            container_roles,
+            names,
+            extras(&["labels", "annotations", "name", "generateName", "namespace"]),
+        ),
         (
             vec(container(), 0..4),
             init,
@@ -181,13 +217,31 @@ fn pod() -> impl Strategy<Value = Value> {
     )
         .prop_map(
             |(
-                (labels, annotations, meta_extra),
+                (
+                    labels,
+                    mut annotations,
+                    container_roles,
+                    (name, generate_name, namespace),
+                    meta_extra,
+                ),
                 (containers, init, volumes, node_selector, spec_extra),
                 top,
             )| {
                 let mut metadata = Map::new();
                 if let Some(labels) = labels {
                     metadata.insert("labels".into(), labels);
+                }
+                if let Some(roles) = container_roles {
+                    annotations.insert("irsa-rs.github.io/container-role-arns", roles);
+                }
+                for (field, value) in [
+                    ("name", name),
+                    ("generateName", generate_name),
+                    ("namespace", namespace),
+                ] {
+                    if let Some(value) = value {
+                        metadata.insert(field.into(), value.into());
+                    }
                 }
                 if !annotations.is_empty() {
                     metadata.insert("annotations".into(), json!(annotations));
@@ -225,16 +279,26 @@ fn service_account() -> impl Strategy<Value = Option<ServiceAccountView>> {
         opt_str(&["", "sts.amazonaws.com", "minio"]),
         opt_str(&["true", "false", "junk"]),
         opt_str(&["600", "7200", "1", "x"]),
+        opt_str(&[
+            "{pod}",
+            "{namespace}.{pod}",
+            "{service_account}",
+            "bad/{pod}",
+            "",
+        ]),
     ))
     .prop_map(|sa| {
-        sa.map(|(arn, audience, regional, expiration)| ServiceAccountView {
-            role_arn: arn.into(),
-            audience: audience.map(Into::into),
-            sts_regional_endpoints: regional.map(Into::into),
-            token_expiration: expiration.map(Into::into),
-            sts_endpoint_url: None,
-            near_miss: None,
-        })
+        sa.map(
+            |(arn, audience, regional, expiration, session_name)| ServiceAccountView {
+                role_arn: arn.into(),
+                audience: audience.map(Into::into),
+                sts_regional_endpoints: regional.map(Into::into),
+                token_expiration: expiration.map(Into::into),
+                sts_endpoint_url: None,
+                role_session_name: session_name.map(Into::into),
+                near_miss: None,
+            },
+        )
     })
 }
 
@@ -250,12 +314,70 @@ fn namespace() -> impl Strategy<Value = Option<NamespaceView>> {
 }
 
 fn config() -> impl Strategy<Value = InjectionConfig> {
-    (any::<bool>(), option::of(Just("eu-west-1".to_owned()))).prop_map(|(regional, region)| {
-        InjectionConfig {
+    let session_names = option::of(proptest::sample::select(
+        &["{namespace}.{service_account}", "{pod}", "x"][..],
+    ));
+    (
+        any::<bool>(),
+        option::of(Just("eu-west-1".to_owned())),
+        session_names,
+    )
+        .prop_map(|(regional, region, session_name)| InjectionConfig {
             sts_regional_endpoint: regional,
             aws_default_region: region,
+            role_session_name: session_name.map(|t| SessionNameTemplate::parse(t).unwrap()),
             ..InjectionConfig::default()
+        })
+}
+
+/// A pod name (given, not generated) longer than any session name.
+const LONG_POD_NAME: &str =
+    "a-very-long-statefulset-name-that-goes-on-and-on-for-a-while-longer-than-64-0";
+
+/// The env entries the patch appends to each container, by container.
+fn added_env(pod: &Value, patched: &Value) -> Vec<Vec<Value>> {
+    let mut out = Vec::new();
+    for field in ["containers", "initContainers"] {
+        let list = |p: &Value| {
+            p["spec"]
+                .get(field)
+                .and_then(Value::as_array)
+                .cloned()
+                .unwrap_or_default()
+        };
+        for (before, after) in list(pod).iter().zip(list(patched)) {
+            let env = |c: &Value| {
+                c.get("env")
+                    .and_then(Value::as_array)
+                    .cloned()
+                    .unwrap_or_default()
+            };
+            out.push(env(&after)[env(before).len()..].to_vec());
         }
+    }
+    out
+}
+
+fn mount_paths_are_unique(pod: &Value) -> bool {
+    ["containers", "initContainers"].iter().all(|field| {
+        pod["spec"]
+            .get(field)
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+            .all(|c| {
+                let mut paths: Vec<&str> = c
+                    .get("volumeMounts")
+                    .and_then(Value::as_array)
+                    .into_iter()
+                    .flatten()
+                    .filter_map(|m| m["mountPath"].as_str().map(|p| p.trim_end_matches('/')))
+                    .collect();
+                let before = paths.len();
+                paths.sort_unstable();
+                paths.dedup();
+                before == paths.len()
+            })
     })
 }
 
@@ -347,5 +469,60 @@ proptest! {
         } else {
             prop_assert_eq!(second.outcome, first.outcome);
         }
+    }
+
+    #[test]
+    fn injected_session_names_are_valid_for_sts(pod in pod(), sa in service_account(), ns in namespace(), cfg in config()) {
+        let m = mutate(&pod, sa.as_ref(), ns.as_ref(), &cfg);
+        let mut patched = pod.clone();
+        json_patch::patch(&mut patched, &m.patch).expect("the patch applies");
+        let session_char = |c: char| c.is_ascii_alphanumeric() || "_+=,.@-".contains(c);
+        for entry in added_env(&pod, &patched).into_iter().flatten() {
+            if entry["name"] != "AWS_ROLE_SESSION_NAME" {
+                continue;
+            }
+            match entry["value"].as_str() {
+                Some(name) => prop_assert!(
+                    (2..=64).contains(&name.len()) && name.chars().all(session_char),
+                    "invalid session name {:?}", name
+                ),
+                None => prop_assert_eq!(
+                    &entry["valueFrom"],
+                    &json!({"fieldRef": {"fieldPath": "metadata.name"}})
+                ),
+            }
+        }
+    }
+
+    #[test]
+    fn injected_roles_are_allowed(pod in pod(), sa in service_account(), ns in namespace(), cfg in config()) {
+        // The generated pair, and one where the account's role is allowed but most roles pods ask for are
+        // not, so that `container-role-arns` meets the restriction often.
+        let app = ServiceAccountView::new("arn:aws:iam::123456789012:role/app");
+        let restrictive = NamespaceView::compile("arn:aws(-cn)?:iam::123456789012:role/(app|x/y)");
+        for (sa, ns) in [(sa.as_ref(), ns.as_ref()), (Some(&app), Some(&restrictive))] {
+            let m = mutate(&pod, sa, ns, &cfg);
+            let mut patched = pod.clone();
+            json_patch::patch(&mut patched, &m.patch).expect("the patch applies");
+            for entry in added_env(&pod, &patched).into_iter().flatten() {
+                if entry["name"] != "AWS_ROLE_ARN" {
+                    continue;
+                }
+                let role = entry["value"].as_str().unwrap();
+                prop_assert!(cfg.role_arn_pattern.is_match(role), "role {} injected", role);
+                if let Some(ns) = ns {
+                    prop_assert_eq!(ns.permits(role), Ok(true), "role {} not permitted", role);
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn no_container_gets_a_second_mount_on_one_path(pod in pod(), sa in service_account(), ns in namespace(), cfg in config()) {
+        prop_assume!(mount_paths_are_unique(&pod));
+        let m = mutate(&pod, sa.as_ref(), ns.as_ref(), &cfg);
+        let mut patched = pod.clone();
+        json_patch::patch(&mut patched, &m.patch).expect("the patch applies");
+        prop_assert!(mount_paths_are_unique(&patched), "{}", m.patch);
     }
 }

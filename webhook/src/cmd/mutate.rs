@@ -624,4 +624,79 @@ metadata:
             out.stderr
         );
     }
+
+    /// Issue #14's session names, several roles and coexistence, offline with the server's flags.
+    #[test]
+    fn shows_session_names_container_roles_and_mount_conflicts() {
+        let (dir, _pod, sa) = files();
+        let pod = dir.path().join("roles.yaml");
+        std::fs::write(
+            &pod,
+            r#"
+kind: Pod
+metadata:
+  generateName: web-7d9c5b6f4-
+  namespace: shop
+  annotations:
+    irsa-rs.github.io/container-role-arns: '{"uploader": "arn:aws:iam::123456789012:role/uploader"}'
+spec:
+  serviceAccountName: web
+  containers:
+  - name: app
+  - name: uploader
+  - name: mesh
+    volumeMounts:
+    - {name: mesh-token, mountPath: /var/run/secrets/eks.amazonaws.com/serviceaccount}
+"#,
+        )
+        .unwrap();
+        let pod = pod.to_str().unwrap();
+        let out = run(
+            &[
+                "--pod",
+                pod,
+                "--service-account",
+                &sa,
+                "--output",
+                "pod",
+                "--role-session-name",
+                "{namespace}.{service_account}",
+            ],
+            "",
+        )
+        .unwrap();
+        let mutated: Value = serde_yaml::from_str(&out.stdout).unwrap();
+        let env = |i: usize, name: &str| {
+            mutated["spec"]["containers"][i]["env"]
+                .as_array()
+                .and_then(|env| env.iter().find(|e| e["name"] == name))
+                .map(|e| e["value"].as_str().unwrap().to_owned())
+        };
+        assert_eq!(
+            env(0, "AWS_ROLE_ARN").as_deref(),
+            Some("arn:aws:iam::123456789012:role/web")
+        );
+        assert_eq!(
+            env(1, "AWS_ROLE_ARN").as_deref(),
+            Some("arn:aws:iam::123456789012:role/uploader")
+        );
+        assert_eq!(env(1, "AWS_ROLE_SESSION_NAME").as_deref(), Some("shop.web"));
+        assert_eq!(env(2, "AWS_ROLE_ARN"), None);
+        assert!(
+            out.stderr.contains(
+                "warning: container \"mesh\" already mounts volume \"mesh-token\" at the token mount path"
+            ),
+            "{}",
+            out.stderr
+        );
+
+        let err = run(&["--pod", pod, "--role-session-name", "{ns}"], "")
+            .unwrap_err()
+            .to_string();
+        assert_eq!(
+            err,
+            "--role-session-name \"{ns}\" has an unknown placeholder {ns} (known: {namespace}, \
+             {service_account}, {pod})"
+        );
+    }
 }
