@@ -43,6 +43,9 @@ enum Command {
     AssociateOidcProvider(irsa_iam::cmd::associate::AssociateArgs),
     /// Create (or reconcile) an IAM role that only one service account can assume.
     CreateRole(irsa_iam::cmd::create_role::CreateRoleArgs),
+    /// Walk the chain a pod's credentials travel (cluster, issuer, IAM, STS, clock, SDK) and name the broken
+    /// link with its fix.
+    Doctor(Box<irsa_doctor::cmd::DoctorArgs>),
 }
 
 #[derive(Subcommand)]
@@ -118,6 +121,7 @@ async fn run(command: Command) -> anyhow::Result<()> {
             irsa_iam::cmd::associate::associate(args, &mut out).await
         }
         Command::CreateRole(args) => irsa_iam::cmd::create_role::create_role(args, &mut out).await,
+        Command::Doctor(args) => irsa_doctor::cmd::doctor(*args, &mut out).await,
     }?;
     out.flush()?;
     Ok(())

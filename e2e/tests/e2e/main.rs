@@ -9,6 +9,7 @@
 //! `cargo test -p irsa-e2e --test e2e -- [FILTER]`.
 
 mod credentials;
+mod doctor;
 mod iam;
 mod issuer;
 mod manifests;
@@ -56,6 +57,8 @@ fn main() -> ExitCode {
         issuer::issuer_publish_to_s3_matches_the_live_issuer,
         webhook::namespace_restriction_stops_a_forbidden_role,
         iam::associate_oidc_provider_and_create_role_against_moto,
+        doctor::doctor_passes_a_healthy_setup,
+        doctor::doctor_names_injected_failures_with_their_fix,
         manifests::manifests_render_and_apply_with_server_dry_run,
         self_signed::self_signed_mode_patches_its_ca_bundle_and_is_called,
     ];
