@@ -107,7 +107,7 @@ pub fn decode_policy_document(doc: &str) -> Result<Value, TrustPolicyError> {
 
 /// Brings a policy to one spelling: one-element arrays become their element and arrays of strings
 /// are sorted, which is how IAM treats them.
-fn normalize(v: Value) -> Value {
+pub(crate) fn normalize(v: Value) -> Value {
     match v {
         Value::Array(items) => {
             let mut items: Vec<Value> = items.into_iter().map(normalize).collect();

@@ -43,6 +43,8 @@ enum Command {
     AssociateOidcProvider(irsa_iam::cmd::associate::AssociateArgs),
     /// Create (or reconcile) an IAM role that only one service account can assume.
     CreateRole(irsa_iam::cmd::create_role::CreateRoleArgs),
+    /// Move kiam/kube2iam roles to web identity: plan (read-only), then --apply the trust statements.
+    Migrate(Box<irsa_iam::cmd::migrate::MigrateArgs>),
     /// Walk the chain a pod's credentials travel (cluster, issuer, IAM, STS, clock, SDK) and name the broken
     /// link with its fix.
     Doctor(Box<irsa_doctor::cmd::DoctorArgs>),
@@ -121,6 +123,7 @@ async fn run(command: Command) -> anyhow::Result<()> {
             irsa_iam::cmd::associate::associate(args, &mut out).await
         }
         Command::CreateRole(args) => irsa_iam::cmd::create_role::create_role(args, &mut out).await,
+        Command::Migrate(args) => irsa_iam::cmd::migrate::migrate(*args, &mut out).await,
         Command::Doctor(args) => irsa_doctor::cmd::doctor(*args, &mut out).await,
     }?;
     out.flush()?;

@@ -5,6 +5,7 @@
 
 use regex::Regex;
 
+use crate::legacy::{LegacyArgs, LegacyConfig};
 use crate::session_name::{SessionNameTemplate, TemplateError};
 
 pub use irsa_core::arn::DEFAULT_ROLE_ARN_PATTERN;
@@ -39,6 +40,8 @@ pub struct InjectionConfig {
     /// When set, `AWS_ROLE_SESSION_NAME` is injected from this template unless the service account names
     /// another.
     pub role_session_name: Option<SessionNameTemplate>,
+    /// With `--legacy-role-annotations`: how kiam's and kube2iam's pod annotations are read.
+    pub legacy: Option<LegacyConfig>,
 }
 
 impl Default for InjectionConfig {
@@ -95,6 +98,17 @@ pub enum ConfigError {
         /// What is wrong with it.
         reason: TemplateError,
     },
+    /// `--base-role-arn` is not the start of a role ARN.
+    #[error(
+        "--base-role-arn {0:?} is not the start of a role ARN (e.g. arn:aws:iam::123456789012:role/)"
+    )]
+    InvalidBaseRoleArn(String),
+    /// `--default-role` is a name and no base ARN is known.
+    #[error("--default-role {0:?} is a role name: give --base-role-arn, or its full ARN")]
+    UnresolvedDefaultRole(String),
+    /// `--default-role` does not resolve to a valid role ARN.
+    #[error("--default-role {0}")]
+    InvalidDefaultRole(String),
     /// `--token-expiration` is below `--min-token-expiration`.
     #[error("--token-expiration {expiration} is below --min-token-expiration {floor}")]
     TokenExpirationBelowFloor {
@@ -222,6 +236,10 @@ pub struct InjectionArgs {
     /// through the downward API; next to other parts `{pod}` is its `generateName` without the trailing `-`.
     #[arg(long, env = "IRSA_ROLE_SESSION_NAME", value_name = "TEMPLATE")]
     pub role_session_name: Option<String>,
+
+    #[command(flatten)]
+    #[allow(missing_docs)]
+    pub legacy: LegacyArgs,
 }
 
 impl Default for InjectionArgs {
@@ -237,6 +255,7 @@ impl Default for InjectionArgs {
             sts_endpoint_url: None,
             min_token_expiration: MIN_TOKEN_EXPIRATION,
             role_session_name: None,
+            legacy: LegacyArgs::default(),
         }
     }
 }
@@ -291,6 +310,8 @@ impl InjectionArgs {
                     .map_err(|reason| ConfigError::InvalidRoleSessionName { template, reason })
             })
             .transpose()?;
+        let role_arn_pattern = compile_role_arn_pattern(&self.role_arn_pattern)?;
+        let legacy = self.legacy.into_config(&role_arn_pattern)?;
         Ok(InjectionConfig {
             annotation_prefix: prefix.to_owned(),
             token_audience: audience.to_owned(),
@@ -298,10 +319,11 @@ impl InjectionArgs {
             token_mount_path: mount_path.to_owned(),
             aws_default_region,
             sts_regional_endpoint: self.sts_regional_endpoint,
-            role_arn_pattern: compile_role_arn_pattern(&self.role_arn_pattern)?,
+            role_arn_pattern,
             sts_endpoint_url,
             min_token_expiration: self.min_token_expiration,
             role_session_name,
+            legacy,
         })
     }
 }

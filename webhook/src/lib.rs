@@ -3,7 +3,7 @@
 //! - [`mutate`] is the pure core: pod JSON + ServiceAccount view + Namespace view + config -> JSON Patch and
 //!   warnings. The pod's env, mounts and volume are built there (`Settings::inject`), with
 //!   [`session_name`] (`AWS_ROLE_SESSION_NAME` from a template) and [`container_roles`] (a pod's
-//!   `container-role-arns`) as pure helpers.
+//!   `container-role-arns`) and [`legacy`] (kiam's and kube2iam's pod annotations) as pure helpers.
 //! - [`policy`] decides, from what the mutation and the lookups report, whether a pod is admitted or denied
 //!   (`--on-lookup-failure`, `--on-forbidden-role`).
 //! - [`review`] decodes and encodes `admission.k8s.io/v1` AdmissionReviews.
@@ -16,6 +16,7 @@ pub mod cache;
 pub mod cmd;
 pub mod config;
 pub mod container_roles;
+pub mod legacy;
 pub mod lookup;
 pub mod metrics;
 pub mod mutate;

@@ -10,6 +10,7 @@ use serde_json::{Value, json};
 use crate::{
     config::{InjectionConfig, MAX_TOKEN_EXPIRATION, is_sts_endpoint_url},
     container_roles::ContainerRoles,
+    legacy::{self, PodRole},
     patch::PatchBuilder,
     pod::{self, ContainerKind, ContainerRef, ListField, TOKEN_VOLUME_NAME},
     session_name::SessionNameTemplate,
@@ -132,11 +133,8 @@ pub fn mutate(
             ),
         ));
     }
-    let Some(sa) = sa else {
-        return Mutation::without_patch(Outcome::NotAnnotated, warnings);
-    };
     let sa_name = pod::service_account_name(pod);
-    if let Some(near_miss) = &sa.near_miss {
+    if let Some(near_miss) = sa.and_then(|sa| sa.near_miss.as_ref()) {
         warnings.push(Warning::new(
             WarningReason::NearMissAnnotation,
             format!(
@@ -146,54 +144,37 @@ pub fn mutate(
         ));
         return Mutation::without_patch(Outcome::NotAnnotated, warnings);
     }
-    // White space around the ARN (a YAML block scalar's line break, a pasted space) was always trimmed, and
-    // still is, so such ServiceAccounts keep working; the warning says to clean it up.
-    let role_arn = sa.role_arn.trim();
-    if role_arn.len() != sa.role_arn.len() {
-        warnings.push(Warning::new(
-            WarningReason::InvalidRoleArn,
-            format!(
-                "service account {sa_name:?}: {prefix}/role-arn {} has white space around it; it was trimmed \
-                 and injected, but remove it from the annotation",
-                Abbreviated(&sa.role_arn)
-            ),
-        ));
-    }
-    if let Some(problem) = role_arn_problem(role_arn, &cfg.role_arn_pattern) {
-        warnings.push(Warning::new(
-            WarningReason::InvalidRoleArn,
-            format!(
-                "service account {sa_name:?}: {prefix}/role-arn {problem}; AWS credentials were not injected"
-            ),
-        ));
-        return Mutation::without_patch(Outcome::InvalidRoleArn, warnings);
-    }
-    if let Some(ns) = ns {
-        match ns.permits(role_arn) {
-            Ok(true) => {}
-            Ok(false) => {
-                let reason = Warning::new(
-                    WarningReason::ForbiddenRole,
-                    format!(
-                        "service account {sa_name:?}: role {role_arn:?} is not permitted in this namespace \
-                         (iam.amazonaws.com/permitted: {:?}); AWS credentials were not injected",
-                        ns.pattern()
-                    ),
-                );
-                return Mutation::forbidden_by(reason, warnings);
-            }
-            Err((pattern, error)) => {
-                let reason = Warning::new(
-                    WarningReason::InvalidNamespaceRegex,
-                    format!(
-                        "namespace annotation iam.amazonaws.com/permitted {pattern:?} is not a valid regular \
-                         expression ({error}); no role is permitted, AWS credentials were not injected"
-                    ),
-                );
-                return Mutation::forbidden_by(reason, warnings);
+    // kiam's and kube2iam's pod annotations (opt-in): a role for a pod whose ServiceAccount has none.
+    let pod_role = match &cfg.legacy {
+        None => PodRole::None,
+        Some(legacy) => {
+            let sa_role = sa.map(|sa| sa.role_arn.trim());
+            match legacy::pod_role(pod, sa_role, ns, cfg, legacy, &mut warnings) {
+                PodRole::Refused(refusal) => return refusal.into_mutation(warnings),
+                other => other,
             }
         }
+    };
+    let legacy_view;
+    let (sa, source) = match (sa, pod_role) {
+        (Some(sa), _) => (sa, RoleSource::ServiceAccount(sa_name)),
+        (None, PodRole::Role(arn)) => {
+            legacy_view = ServiceAccountView::new(arn);
+            (&legacy_view, RoleSource::PodAnnotation)
+        }
+        (None, PodRole::Default(arn)) => {
+            legacy_view = ServiceAccountView::new(arn);
+            (&legacy_view, RoleSource::DefaultRole)
+        }
+        (None, _) => return Mutation::without_patch(Outcome::NotAnnotated, warnings),
+    };
+    // A pod-annotated role was judged (ARN and namespace) by `legacy::pod_role`, against either restriction.
+    if !matches!(source, RoleSource::PodAnnotation)
+        && let Err(refusal) = judge_role(sa, source, ns, cfg, &mut warnings)
+    {
+        return refusal.into_mutation(warnings);
     }
+    let role_arn = sa.role_arn.trim();
 
     let settings = Settings::resolve(pod, sa, sa_name, cfg, &mut warnings);
 
@@ -284,6 +265,98 @@ pub fn mutate(
         outcome,
         forbidden,
     }
+}
+
+/// Where the role being injected comes from, as warnings name it.
+#[derive(Clone, Copy)]
+enum RoleSource<'a> {
+    /// The ServiceAccount's `<prefix>/role-arn` (the service account's name).
+    ServiceAccount(&'a str),
+    /// The pod's `iam.amazonaws.com/role` (`--legacy-role-annotations`).
+    PodAnnotation,
+    /// `--default-role` (`--legacy-role-annotations`).
+    DefaultRole,
+}
+
+impl std::fmt::Display for RoleSource<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::ServiceAccount(name) => write!(f, "service account {name:?}"),
+            Self::PodAnnotation => write!(f, "pod annotation {}", legacy::ROLE_ANNOTATION),
+            Self::DefaultRole => f.write_str("--default-role"),
+        }
+    }
+}
+
+/// Why a role is not injected: the outcome, and the namespace's reason when it is a restriction (which
+/// `--on-forbidden-role` may turn into a denial).
+#[derive(Debug)]
+pub(crate) enum Refusal {
+    /// The role cannot be used (invalid, unresolved): this outcome.
+    Invalid(Outcome),
+    /// The namespace forbids the role, for this reason.
+    Forbidden(Warning),
+}
+
+impl Refusal {
+    fn into_mutation(self, warnings: Vec<Warning>) -> Mutation {
+        match self {
+            Self::Invalid(outcome) => Mutation::without_patch(outcome, warnings),
+            Self::Forbidden(reason) => Mutation::forbidden_by(reason, warnings),
+        }
+    }
+}
+
+/// Judges the ServiceAccount's role ARN (or `--default-role`): white space, [`role_arn_problem`] and the
+/// namespace's `permitted`.
+fn judge_role(
+    sa: &ServiceAccountView,
+    source: RoleSource<'_>,
+    ns: Option<&NamespaceView>,
+    cfg: &InjectionConfig,
+    warnings: &mut Vec<Warning>,
+) -> Result<(), Refusal> {
+    let prefix = cfg.annotation_prefix.as_str();
+    // White space around the ARN (a YAML block scalar's line break, a pasted space) was always trimmed, and
+    // still is, so such ServiceAccounts keep working; the warning says to clean it up.
+    let role_arn = sa.role_arn.trim();
+    if role_arn.len() != sa.role_arn.len() {
+        warnings.push(Warning::new(
+            WarningReason::InvalidRoleArn,
+            format!(
+                "{source}: {prefix}/role-arn {} has white space around it; it was trimmed and injected, but \
+                 remove it from the annotation",
+                Abbreviated(&sa.role_arn)
+            ),
+        ));
+    }
+    if let Some(problem) = role_arn_problem(role_arn, &cfg.role_arn_pattern) {
+        warnings.push(Warning::new(
+            WarningReason::InvalidRoleArn,
+            format!("{source}: {prefix}/role-arn {problem}; AWS credentials were not injected"),
+        ));
+        return Err(Refusal::Invalid(Outcome::InvalidRoleArn));
+    }
+    let Some(ns) = ns else { return Ok(()) };
+    let reason = match ns.permits(role_arn) {
+        Ok(true) => return Ok(()),
+        Ok(false) => Warning::new(
+            WarningReason::ForbiddenRole,
+            format!(
+                "{source}: role {role_arn:?} is not permitted in this namespace \
+                 (iam.amazonaws.com/permitted: {:?}); AWS credentials were not injected",
+                ns.pattern()
+            ),
+        ),
+        Err((pattern, error)) => Warning::new(
+            WarningReason::InvalidNamespaceRegex,
+            format!(
+                "namespace annotation iam.amazonaws.com/permitted {pattern:?} is not a valid regular \
+                 expression ({error}); no role is permitted, AWS credentials were not injected"
+            ),
+        ),
+    };
+    Err(Refusal::Forbidden(reason))
 }
 
 /// The values resolved for this pod from its annotations, its service account's and the flags.
@@ -392,6 +465,12 @@ impl<'a> Settings<'a> {
             },
         }
         .map(|template| template.env_entry(pod, env::ROLE_SESSION_NAME));
+        // kiam's pod annotation names this pod's session: the most specific choice, so it wins.
+        let session_name = cfg
+            .legacy
+            .as_ref()
+            .and_then(|_| legacy::session_name(pod, warnings))
+            .or(session_name);
 
         let mount_path = cfg.token_mount_path.trim_end_matches('/');
         let token_file = if pod::is_windows(pod) {

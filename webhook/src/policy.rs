@@ -222,6 +222,41 @@ mod tests {
         );
     }
 
+    /// A kiam/kube2iam pod role its namespace does not permit is denied in the strict mode, like the
+    /// ServiceAccount's; admitted, it gets nothing, with the reason naming the annotations that would permit it.
+    #[test]
+    fn a_forbidden_legacy_pod_role_follows_the_same_policy() {
+        let pod = json!({
+            "metadata": {"annotations": {"iam.amazonaws.com/role": "arn:aws:iam::123456789012:role/app"}},
+            "spec": {"containers": [{"name": "app"}]}});
+        let cfg = InjectionConfig {
+            legacy: Some(crate::legacy::LegacyConfig {
+                base_role_arn: None,
+                default_role_arn: None,
+                restriction_format: crate::legacy::RestrictionFormat::Glob,
+                unrestricted_namespaces: false,
+            }),
+            ..InjectionConfig::default()
+        };
+        let mutation = mutate(&pod, None, None, &cfg);
+        assert_eq!(mutation.outcome, Outcome::Forbidden);
+        let reason = mutation.forbidden.clone().expect("the reason");
+        assert!(
+            reason.message.contains("iam.amazonaws.com/allowed-roles"),
+            "{}",
+            reason.message
+        );
+        let Decision::Deny { message, .. } = deny_forbidden().mutation(mutation.clone()) else {
+            panic!("not denied");
+        };
+        assert_eq!(message, reason.message);
+        let Decision::Allow { patch, warnings } = Policy::default().mutation(mutation) else {
+            panic!("not admitted");
+        };
+        assert!(patch.is_empty());
+        assert_eq!(warnings, [reason.message]);
+    }
+
     #[test]
     fn lookup_failures_admit_with_a_warning_or_deny() {
         let err = LookupError::RateLimited;

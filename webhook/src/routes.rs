@@ -128,10 +128,13 @@ async fn decide(
             );
         }
     };
-    let restriction = match &account {
-        AccountEntry::Unannotated => None,
-        // Only annotated accounts need the namespace: unannotated pods are the common case and stay one lookup.
-        AccountEntry::Annotated(_) => match state.resolver.namespace(namespace).await {
+    // Only annotated accounts (and legacy pod roles) need the namespace: unannotated pods are the common case
+    // and stay one lookup.
+    let needs_namespace = matches!(account, AccountEntry::Annotated(_))
+        || crate::legacy::needs_namespace(pod, &state.config);
+    let restriction = match needs_namespace {
+        false => None,
+        true => match state.resolver.namespace(namespace).await {
             Ok(restriction) => restriction,
             Err(err) => {
                 return lookup_failed(state, request, &format!("Namespace {namespace}"), &err);

@@ -166,6 +166,16 @@ impl fmt::Display for SessionNameTemplate {
     }
 }
 
+/// A session name given literally (kiam's pod annotation `iam.amazonaws.com/session-name`), made valid for
+/// STS the way a rendered template is: other characters become `-`, and the length is fitted.
+pub fn sanitize(raw: &str) -> String {
+    fit(raw
+        .trim()
+        .chars()
+        .map(|c| if is_session_char(c) { c } else { '-' })
+        .collect())
+}
+
 /// `[\w+=,.@-]`, the characters of STS's `roleSessionName` (`\w` being ASCII there).
 fn is_session_char(c: char) -> bool {
     c.is_ascii_alphanumeric() || matches!(c, '_' | '+' | '=' | ',' | '.' | '@' | '-')
@@ -273,6 +283,14 @@ mod tests {
         assert!(is_valid(&empty) && empty.len() == HASH_DIGITS, "{empty}");
         let odd = t.render(&pod(json!({"name": "wéb pod/1"})));
         assert_eq!(odd, "w-b-pod-1");
+    }
+
+    #[test]
+    fn literal_names_are_made_valid() {
+        assert_eq!(sanitize("batch-nightly"), "batch-nightly");
+        assert_eq!(sanitize(" a b/c "), "a-b-c");
+        assert!(is_valid(&sanitize("x")));
+        assert!(is_valid(&sanitize(&"n".repeat(100))));
     }
 
     #[test]

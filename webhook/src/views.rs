@@ -137,11 +137,24 @@ fn near_miss_role_arn_key<'a>(
     keys.find(|key| intended(key, prefix) || intended(key, KNOWN_PREFIX_TYPO))
 }
 
-/// A Namespace's role restriction: `iam.amazonaws.com/permitted`, compiled to match whole ARNs.
+/// kube2iam's namespace annotation: a JSON list of the roles (names or ARNs, glob or regexp patterns) that
+/// pod-annotated roles may be. Read only with `--legacy-role-annotations`, for pods' `iam.amazonaws.com/role`.
+pub const ALLOWED_ROLES_ANNOTATION: &str = "iam.amazonaws.com/allowed-roles";
+
+/// A Namespace's role restrictions: kiam's `iam.amazonaws.com/permitted` (a regex that every role injected
+/// in the namespace must match in full) and kube2iam's `iam.amazonaws.com/allowed-roles` (a JSON list, which
+/// only [`legacy`](crate::legacy) pod roles are judged by).
 #[derive(Debug, Clone)]
-pub enum NamespaceView {
+pub struct NamespaceView {
+    permitted: Option<Permitted>,
+    allowed_roles: Option<AllowedRoles>,
+}
+
+/// `iam.amazonaws.com/permitted`, compiled to match whole ARNs.
+#[derive(Debug, Clone)]
+pub enum Permitted {
     /// Only role ARNs that this regex matches in full are injected.
-    Permitted(Regex),
+    Regex(Regex),
     /// The annotation is not a valid regex: no role is permitted (fail closed) and pods get a warning.
     Invalid {
         /// The annotation value as written.
@@ -151,21 +164,41 @@ pub enum NamespaceView {
     },
 }
 
-impl NamespaceView {
-    /// Extracts the restriction from a Namespace's annotations; `None` when the namespace restricts nothing.
-    ///
-    /// An empty value is a restriction that admits no role: full-match semantics, and failing closed is
-    /// the safe reading of a policy someone bothered to write.
-    pub fn from_annotations(annotations: &BTreeMap<String, String>) -> Option<Self> {
-        annotations
-            .get(PERMITTED_ANNOTATION)
-            .map(|pattern| Self::compile(pattern))
-    }
+/// `iam.amazonaws.com/allowed-roles`, decoded (the patterns are judged by [`crate::legacy`], whose flags say
+/// whether they are globs or regexps and which base ARN a name takes).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AllowedRoles {
+    /// The entries, as written.
+    List(Box<[Box<str>]>),
+    /// Not a JSON list of strings: no role is permitted by it (kube2iam, too, permits nothing then).
+    Invalid {
+        /// The annotation value as written.
+        value: Box<str>,
+        /// Why it did not decode.
+        error: Box<str>,
+    },
+}
 
-    /// Compiles a `permitted` pattern so that it must match the whole role ARN.
-    pub fn compile(pattern: &str) -> Self {
+impl AllowedRoles {
+    /// Decodes the annotation; an empty value is an empty list, as in kube2iam.
+    pub fn parse(value: &str) -> Self {
+        if value.trim().is_empty() {
+            return Self::List(Box::default());
+        }
+        match serde_json::from_str::<Vec<String>>(value) {
+            Ok(list) => Self::List(list.into_iter().map(Into::into).collect()),
+            Err(error) => Self::Invalid {
+                value: value.into(),
+                error: error.to_string().into(),
+            },
+        }
+    }
+}
+
+impl Permitted {
+    fn compile(pattern: &str) -> Self {
         match crate::config::full_match_regex(pattern) {
-            Ok(regex) => Self::Permitted(regex),
+            Ok(regex) => Self::Regex(regex),
             Err(error) => Self::Invalid {
                 pattern: pattern.into(),
                 error: error.into(),
@@ -176,7 +209,7 @@ impl NamespaceView {
     /// Whether a role ARN is allowed; `Err` carries the invalid pattern and its error.
     pub fn permits(&self, role_arn: &str) -> Result<bool, (&str, &str)> {
         match self {
-            Self::Permitted(regex) => Ok(regex.is_match(role_arn)),
+            Self::Regex(regex) => Ok(regex.is_match(role_arn)),
             Self::Invalid { pattern, error } => Err((pattern, error)),
         }
     }
@@ -184,13 +217,63 @@ impl NamespaceView {
     /// The pattern as written in the annotation.
     pub fn pattern(&self) -> &str {
         match self {
-            // Strip the `^(?:` ... `)$` wrapper added by `compile`.
-            Self::Permitted(regex) => {
+            // Strip the `^(?:` ... `)$` wrapper added by `full_match_regex`.
+            Self::Regex(regex) => {
                 let s = regex.as_str();
                 &s[4..s.len() - 2]
             }
             Self::Invalid { pattern, .. } => pattern,
         }
+    }
+}
+
+impl NamespaceView {
+    /// Extracts the restrictions from a Namespace's annotations; `None` when the namespace restricts nothing.
+    ///
+    /// An empty `permitted` is a restriction that admits no role: full-match semantics, and failing closed is
+    /// the safe reading of a policy someone bothered to write.
+    pub fn from_annotations(annotations: &BTreeMap<String, String>) -> Option<Self> {
+        let permitted = annotations
+            .get(PERMITTED_ANNOTATION)
+            .map(|pattern| Permitted::compile(pattern));
+        let allowed_roles = annotations
+            .get(ALLOWED_ROLES_ANNOTATION)
+            .map(|value| AllowedRoles::parse(value));
+        (permitted.is_some() || allowed_roles.is_some()).then_some(Self {
+            permitted,
+            allowed_roles,
+        })
+    }
+
+    /// A namespace restricted by a `permitted` pattern alone.
+    pub fn compile(pattern: &str) -> Self {
+        Self {
+            permitted: Some(Permitted::compile(pattern)),
+            allowed_roles: None,
+        }
+    }
+
+    /// Whether `permitted` allows a role ARN (a namespace without it allows every ARN); `Err` carries the
+    /// invalid pattern and its error.
+    pub fn permits(&self, role_arn: &str) -> Result<bool, (&str, &str)> {
+        self.permitted
+            .as_ref()
+            .map_or(Ok(true), |permitted| permitted.permits(role_arn))
+    }
+
+    /// The `permitted` pattern as written in the annotation (empty without one).
+    pub fn pattern(&self) -> &str {
+        self.permitted.as_ref().map_or("", Permitted::pattern)
+    }
+
+    /// `iam.amazonaws.com/permitted`, when the namespace has it.
+    pub fn permitted(&self) -> Option<&Permitted> {
+        self.permitted.as_ref()
+    }
+
+    /// `iam.amazonaws.com/allowed-roles`, when the namespace has it.
+    pub fn allowed_roles(&self) -> Option<&AllowedRoles> {
+        self.allowed_roles.as_ref()
     }
 }
 
@@ -338,6 +421,31 @@ mod tests {
         let alternation = NamespaceView::compile("a|b");
         assert_eq!(alternation.permits("a"), Ok(true));
         assert_eq!(alternation.permits("ab"), Ok(false));
+    }
+
+    #[test]
+    fn allowed_roles_are_read_beside_permitted() {
+        let ns = NamespaceView::from_annotations(&annotations(&[(
+            ALLOWED_ROLES_ANNOTATION,
+            "[\"app\", \"team/*\"]\n",
+        )]))
+        .expect("a restriction");
+        // Without `permitted`, the ServiceAccount's role is not restricted by kube2iam's annotation.
+        assert_eq!(ns.permits("arn:aws:iam::123456789012:role/x"), Ok(true));
+        assert!(ns.permitted().is_none());
+        assert_eq!(
+            ns.allowed_roles(),
+            Some(&AllowedRoles::List(
+                vec!["app".into(), "team/*".into()].into()
+            ))
+        );
+        assert_eq!(AllowedRoles::parse(" "), AllowedRoles::List(Box::default()));
+        for bad in ["app", "{\"a\": 1}", "[1]", "[\"a\""] {
+            assert!(
+                matches!(AllowedRoles::parse(bad), AllowedRoles::Invalid { .. }),
+                "{bad}"
+            );
+        }
     }
 
     #[test]

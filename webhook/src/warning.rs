@@ -55,6 +55,16 @@ pub enum WarningReason {
     NearMissAnnotation,
     /// `include-containers` or `container-role-arns` names a container the pod does not have.
     UnknownContainer,
+    /// A pod's `iam.amazonaws.com/role` is a role name and no base ARN is known (`--base-role-arn`).
+    UnresolvedRoleName,
+    /// A namespace's `iam.amazonaws.com/allowed-roles` is not a JSON list of strings, or (regexp format) has
+    /// an entry that is not a valid regex.
+    InvalidAllowedRoles,
+    /// A pod's `iam.amazonaws.com/role` names another role than its ServiceAccount's `<prefix>/role-arn`,
+    /// which wins.
+    RoleAnnotationConflict,
+    /// A kiam/kube2iam pod annotation with no web-identity equivalent (`iam.amazonaws.com/external-id`).
+    UnsupportedLegacyAnnotation,
     /// A field the webhook reads or appends to (`containers`, `initContainers`, `env`, `volumeMounts`,
     /// `volumes`) is not an array.
     MalformedPod,

@@ -1,7 +1,7 @@
 //! Table-driven fixtures: every directory under `tests/fixtures/` is one case.
 //!
 //! A case holds `pod.yaml`, optionally `serviceaccount.yaml`, `namespace.yaml` and `config.yaml` (flag
-//! overrides, keyed by flag name without `--`), and its expectations: `expected-patch.json`,
+//! overrides, keyed by flag name without `--`; a switch is a key without a value), and its expectations: `expected-patch.json`,
 //! `expected-warnings.json` (`[{reason, message}]`), `expected-outcome.txt` and, optionally, `checks.yaml`:
 //! assertions on the patched pod written by hand, independent of the recorded patch:
 //!
@@ -102,10 +102,12 @@ fn config(dir: &Path) -> InjectionConfig {
     if let Some(Value::Object(flags)) = read_yaml(&dir.join("config.yaml")) {
         for (flag, value) in flags {
             argv.push(format!("--{flag}"));
-            argv.push(match value {
-                Value::String(s) => s,
-                other => other.to_string(),
-            });
+            match value {
+                // A switch: `flag:` with no value.
+                Value::Null => {}
+                Value::String(s) => argv.push(s),
+                other => argv.push(other.to_string()),
+            }
         }
     }
     let flags = Flags::try_parse_from(&argv)

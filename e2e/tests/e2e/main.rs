@@ -13,6 +13,7 @@ mod doctor;
 mod iam;
 mod issuer;
 mod manifests;
+mod migrate;
 mod rotation;
 mod self_signed;
 mod webhook;
@@ -61,6 +62,7 @@ fn main() -> ExitCode {
         doctor::doctor_names_injected_failures_with_their_fix,
         manifests::manifests_render_and_apply_with_server_dry_run,
         self_signed::self_signed_mode_patches_its_ca_bundle_and_is_called,
+        migrate::migrate_from_kiam_and_kube2iam,
     ];
     // Tests that change the shared cluster for whoever runs after them, so they run after every other one.
     // Rotation stops kube-apiserver and starts it again with a second signing key, the issuer publishing both:

@@ -1,11 +1,12 @@
-//! The command-line edge, one file per command: `irsa associate-oidc-provider` ([`associate`]) and
-//! `irsa create-role` ([`create_role`]), each its clap arguments and the function that runs it and
-//! prints the report. The only modules that speak `anyhow`.
+//! The command-line edge, one file per command: `irsa associate-oidc-provider` ([`associate`]),
+//! `irsa create-role` ([`create_role`]) and `irsa migrate` ([`migrate`]), each its clap arguments and the
+//! function that runs it and prints the report. The only modules that speak `anyhow`.
 //!
-//! Here: the flag groups both commands share (dry run, report format, AWS credentials) and the printing.
+//! Here: the flag groups the commands share (dry run, report format, AWS credentials) and the printing.
 
 pub mod associate;
 pub mod create_role;
+pub mod migrate;
 
 use std::io::Write;
 

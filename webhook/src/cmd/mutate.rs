@@ -56,7 +56,7 @@ pub struct MutateArgs {
     pub service_account: Option<PathBuf>,
 
     /// The pod's Namespace (YAML or JSON, `-` for standard input), for its `iam.amazonaws.com/permitted`
-    /// restriction.
+    /// (and, with `--legacy-role-annotations`, `iam.amazonaws.com/allowed-roles`) restriction.
     #[arg(long, value_name = "FILE")]
     pub namespace: Option<PathBuf>,
 

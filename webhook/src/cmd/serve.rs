@@ -71,8 +71,9 @@ pub struct ServeArgs {
     #[arg(long, env = "IRSA_ON_LOOKUP_FAILURE", value_enum, default_value_t = OnFailure::Admit)]
     pub on_lookup_failure: OnFailure,
 
-    /// When a namespace's `iam.amazonaws.com/permitted` does not allow the role: `admit` the pod without
-    /// credentials (with a warning) or `deny` it.
+    /// When a namespace's `iam.amazonaws.com/permitted` (or, for a pod's legacy `iam.amazonaws.com/role`,
+    /// `iam.amazonaws.com/allowed-roles`) does not allow the role: `admit` the pod without credentials (with
+    /// a warning) or `deny` it.
     #[arg(long, env = "IRSA_ON_FORBIDDEN_ROLE", value_enum, default_value_t = OnFailure::Admit)]
     pub on_forbidden_role: OnFailure,
 
