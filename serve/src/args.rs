@@ -72,12 +72,21 @@ pub struct AdminArgs {
     pub admin_listen: SocketAddr,
 }
 
-/// How long a SIGTERM lets in-flight requests finish (`--drain-timeout`); each command sets its default.
+/// What a SIGTERM does: serve on, unready, for `--shutdown-delay`, then let in-flight requests finish for
+/// `--drain-timeout` (each command sets its default).
 #[derive(Clone, Debug, clap::Args)]
 pub struct DrainArgs {
-    /// How long in-flight requests may take to finish after SIGTERM.
+    /// How long in-flight requests may take to finish after SIGTERM (after --shutdown-delay).
     #[arg(long, env = "IRSA_DRAIN_TIMEOUT", value_parser = crate::duration::parse)]
     pub drain_timeout: Duration,
+    /// After SIGTERM, how long to go on serving (accepting connections too) while already unready, before
+    /// draining. Behind a Kubernetes Service, endpoints are removed a moment after a pod starts terminating:
+    /// until kube-apiserver and load balancers have seen that, they still send new connections here, and a
+    /// webhook that stopped accepting would be "failed open" (a pod admitted without credentials). The
+    /// shipped manifests set 5s; 0 drains at once (a process outside a cluster).
+    #[arg(long, env = "IRSA_SHUTDOWN_DELAY", value_name = "DURATION",
+          value_parser = crate::duration::parse_allowing_zero, default_value = "0s")]
+    pub shutdown_delay: Duration,
 }
 
 /// How long a client may take over each part of a connection, on the serving port (the same for every
@@ -194,6 +203,7 @@ mod tests {
         assert_eq!(serve.listen.listen.to_string(), "0.0.0.0:8443");
         assert_eq!(serve.admin.admin_listen.to_string(), "0.0.0.0:8081");
         assert_eq!(serve.drain.drain_timeout, Duration::from_secs(10));
+        assert_eq!(serve.drain.shutdown_delay, Duration::ZERO);
         assert!(serve.tls.files().is_none());
         assert!(serve.kube.kubeconfig.is_none());
         let help = Serve::command().render_long_help().to_string();
@@ -215,10 +225,13 @@ mod tests {
             "k",
             "--drain-timeout",
             "500ms",
+            "--shutdown-delay",
+            "5s",
         ])
         .unwrap();
         assert_eq!(serve.listen.listen.to_string(), "127.0.0.1:1");
         assert_eq!(serve.drain.drain_timeout, Duration::from_millis(500));
+        assert_eq!(serve.drain.shutdown_delay, Duration::from_secs(5));
         let files = serve.tls.files().unwrap();
         assert_eq!((files.cert, files.key), ("c".into(), "k".into()));
 

@@ -4,6 +4,15 @@ use std::time::Duration;
 
 /// Parses a positive duration; a clap `value_parser`.
 pub fn parse(text: &str) -> Result<Duration, String> {
+    let duration = parse_allowing_zero(text)?;
+    if duration.is_zero() {
+        return Err(format!("{:?}: must be more than zero", text.trim()));
+    }
+    Ok(duration)
+}
+
+/// Parses a duration that may be zero (a delay that can be switched off); a clap `value_parser`.
+pub fn parse_allowing_zero(text: &str) -> Result<Duration, String> {
     let text = text.trim();
     let split = text
         .find(|c: char| !c.is_ascii_digit())
@@ -19,15 +28,22 @@ pub fn parse(text: &str) -> Result<Duration, String> {
         "h" => Duration::from_secs(n.saturating_mul(3600)),
         _ => return Err(format!("{text:?}: unknown unit {unit:?} (ms, s, m, h)")),
     };
-    if duration.is_zero() {
-        return Err(format!("{text:?}: must be more than zero"));
-    }
     Ok(duration)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn zero_only_where_allowed() {
+        assert_eq!(parse_allowing_zero("0s"), Ok(Duration::ZERO));
+        assert_eq!(parse_allowing_zero("0"), Ok(Duration::ZERO));
+        assert_eq!(parse_allowing_zero("5s"), Ok(Duration::from_secs(5)));
+        for bad in ["abc", "-1s", "", "1.5s"] {
+            assert!(parse_allowing_zero(bad).is_err(), "{bad:?} must be refused");
+        }
+    }
 
     #[test]
     fn units_and_errors() {

@@ -68,7 +68,7 @@ pub struct Runtime {
 
 impl Runtime {
     /// Binds both ports and arms the signals: the first SIGTERM or SIGINT makes the process unready and drains
-    /// it for `--drain-timeout`, a second one exits at once ([`Shutdown::on_signals`]).
+    /// it for `--drain-timeout` after `--shutdown-delay`, a second one exits at once ([`Shutdown::on_signals`]).
     pub async fn bind(
         metric_prefix: &'static str,
         listen: &ListenArgs,
@@ -77,7 +77,8 @@ impl Runtime {
     ) -> Result<Self, BindError> {
         let listeners = Listeners::bind(listen, admin).await?;
         let readiness = Readiness::new();
-        let shutdown = Shutdown::on_signals(drain.drain_timeout, readiness.clone());
+        let shutdown =
+            Shutdown::on_signals(drain.drain_timeout, drain.shutdown_delay, readiness.clone());
         Ok(Self::new(metric_prefix, listeners, shutdown, readiness))
     }
 

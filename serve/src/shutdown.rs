@@ -23,19 +23,27 @@ impl Shutdown {
     }
 
     /// A shutdown started by the first SIGTERM or SIGINT. On that signal `readiness` goes false at once, so the
-    /// load balancer or apiserver stops sending new work while in-flight requests finish; a second signal, or the
-    /// drain timeout passing, exits the process immediately.
-    pub fn on_signals(drain_timeout: Duration, readiness: Readiness) -> Self {
+    /// load balancer or apiserver stops sending new work; the servers go on serving for `delay` (until the
+    /// endpoint's removal has reached every client), then drain: stop accepting, let in-flight requests finish.
+    /// A second signal, or the drain timeout passing, exits the process immediately.
+    pub fn on_signals(drain_timeout: Duration, delay: Duration, readiness: Readiness) -> Self {
         let shutdown = Self::new(drain_timeout);
-        let token = shutdown.token.clone();
+        let draining = shutdown.clone();
         tokio::spawn(async move {
             first_signal().await;
             tracing::info!(
+                ?delay,
                 ?drain_timeout,
-                "shutdown signal received: draining (a second signal exits at once)"
+                "shutdown signal received: unready, serving for the shutdown delay, then draining (a second \
+                 signal exits at once)"
             );
-            readiness.set(false);
-            token.cancel();
+            tokio::select! {
+                _ = draining.begin_after(delay, &readiness) => {}
+                _ = first_signal() => {
+                    tracing::warn!("second signal: exiting without draining");
+                    std::process::exit(130);
+                }
+            }
             tokio::select! {
                 _ = first_signal() => tracing::warn!("second signal: exiting without draining"),
                 _ = tokio::time::sleep(drain_timeout + Duration::from_secs(1)) => {
@@ -45,6 +53,16 @@ impl Shutdown {
             std::process::exit(130);
         });
         shutdown
+    }
+
+    /// Makes `readiness` false at once, and starts the shutdown `delay` later.
+    async fn begin_after(&self, delay: Duration, readiness: &Readiness) {
+        readiness.set(false);
+        tokio::time::sleep(delay).await;
+        if !delay.is_zero() {
+            tracing::info!("shutdown delay over: draining");
+        }
+        self.trigger();
     }
 
     /// Starts the shutdown.
@@ -92,4 +110,42 @@ async fn first_signal() {
 #[cfg(not(unix))]
 async fn first_signal() {
     let _ = tokio::signal::ctrl_c().await;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test(start_paused = true)]
+    async fn unready_at_once_and_draining_only_after_the_delay() {
+        let shutdown = Shutdown::new(Duration::from_secs(15));
+        let readiness = Readiness::default();
+        readiness.set(true);
+        let begun = {
+            let (shutdown, readiness) = (shutdown.clone(), readiness.clone());
+            tokio::spawn(async move {
+                shutdown
+                    .begin_after(Duration::from_secs(5), &readiness)
+                    .await
+            })
+        };
+        tokio::time::sleep(Duration::from_millis(1)).await;
+        assert!(!readiness.is_ready(), "unready as soon as the signal came");
+        tokio::time::sleep(Duration::from_millis(4_900)).await;
+        assert!(
+            !shutdown.is_triggered(),
+            "still serving during the shutdown delay"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        assert!(shutdown.is_triggered(), "draining once the delay is over");
+        begun.await.unwrap();
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn no_delay_drains_at_once() {
+        let shutdown = Shutdown::new(Duration::from_secs(15));
+        let readiness = Readiness::default();
+        shutdown.begin_after(Duration::ZERO, &readiness).await;
+        assert!(shutdown.is_triggered());
+    }
 }

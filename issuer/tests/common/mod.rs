@@ -112,6 +112,7 @@ impl Server {
             reload_interval: None,
             drain: DrainArgs {
                 drain_timeout: Duration::from_secs(1),
+                shutdown_delay: Duration::ZERO,
             },
             connection: ConnectionArgs::default(),
         };
