@@ -2,12 +2,12 @@
 SHELL := bash
 CARGO ?= cargo
 
-.PHONY: demo demo-down test unit e2e lint peers build bench image image-docker image-check chart-check help
+.PHONY: demo demo-node demo-down test unit e2e node lint peers build bench image image-docker image-check chart-check help
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/' | column -t -s $$'\t'
 
-peers: ## install the pinned real peers (etcd, kube-apiserver, MinIO, moto + AWS CLI) into ~/.cache/irsa/tools
+peers: ## install the pinned real peers (etcd, kube-apiserver, MinIO, moto + AWS CLI, a node's kubelet & co) into ~/.cache/irsa/tools
 	hack/install-peers.sh
 
 build: ## build the irsa binary (debug)
@@ -15,6 +15,9 @@ build: ## build the irsa binary (debug)
 
 demo: peers build ## the local demo: real apiserver, webhook, issuer, STS; a pod gets credentials; stays up until Ctrl-C
 	$(CARGO) run -q -p irsa-e2e --bin demo
+
+demo-node: peers build image ## the demo on a real node: irsa from its image, the kubelet's token, an SDK program in a pod (root)
+	$(CARGO) run -q -p irsa-e2e --bin demo -- --node
 
 demo-down: peers build ## the same demo, torn down at the end
 	$(CARGO) run -q -p irsa-e2e --bin demo -- --down
@@ -27,6 +30,9 @@ unit: ## unit and integration tests of the crates (no peers needed except moto, 
 
 e2e: peers build ## the end-to-end suite only
 	$(CARGO) test -p irsa-e2e --test e2e
+
+node: peers build image ## the node suite only: irsa from its image on a real node (containerd, kubelet; needs root)
+	$(CARGO) test -p irsa-e2e --test node
 
 lint: ## rustfmt and clippy, warnings as errors
 	$(CARGO) fmt --all -- --check

@@ -5,7 +5,9 @@
 #   (go install from the Go module proxy; `make test` lints and renders charts/irsa with it).
 # Idempotent: a peer whose pinned binary is already in the cache is skipped in well under a second.
 # Usage: hack/install-peers.sh [etcd|kube-apiserver|minio|python|cargo-tools|helm|node|kubelet|...]...
-#   (default: python cargo-tools helm etcd minio kube-apiserver; node = kube-controller-manager kube-scheduler kubelet)
+#   (default: all of them: python cargo-tools helm etcd minio kube-apiserver node;
+#    node = node-packages (Debian's containerd, runc, CNI plugins) node-programs (hack/node) kube-controller-manager
+#    kube-scheduler kubelet: the node suite's real node)
 # Prints, on stdout, nothing but progress lines; exits non-zero naming the peer that failed.
 set -euo pipefail
 
@@ -167,6 +169,23 @@ install_cargo_tools() {
   log "cargo-machete $CARGO_MACHETE_VERSION: installed at $root/bin"
 }
 
+# install_cargo_bin CRATE VERSION: a pinned cargo subcommand from crates.io, built with its lock file into
+# $tools/CRATE-VERSION/bin (the same cache as cargo-machete): cargo-fuzz (hack/fuzz-smoke.sh) and cargo-deny
+# (hack/deny.sh).
+install_cargo_bin() {
+  local crate=$1 version=$2
+  local root="$tools/$crate-$version"
+  if [[ -x $root/bin/$crate ]]; then log "$crate $version: cached at $root/bin"; return; fi
+  command -v cargo >/dev/null || die "cargo is not on PATH"
+  log "$crate $version: building from crates.io (a few minutes on 2 cores)..."
+  local w; w=$(mktemp -d)
+  cargo install --quiet --locked --version "=$version" --root "$w" "$crate" \
+    || die "$crate $version: cargo install failed"
+  install_binary "$w/bin/$crate" "$root/bin/$crate"
+  rm -rf "$w"
+  log "$crate $version: installed at $root/bin"
+}
+
 # Helm, for `helm lint` and `helm template` of charts/irsa in `make test`. Helm's module has no replace
 # directives, so a plain `go install` of the pinned tag; the version is stamped as the release Makefile does.
 install_helm() {
@@ -184,6 +203,49 @@ install_helm() {
   log "helm $HELM_VERSION: installed at $dest"
 }
 
+# The node suite's own programs, from hack/node/: the pod sandbox's pause program and sdk-probe, an unmodified
+# aws-sdk-go-v2 program (its module pins the SDK; go.sum checks it). Static, cached under a hash of their
+# sources so that an edit rebuilds them.
+node_programs_dir() {
+  local hash
+  hash=$(cd "$here/node" && find . -type f \( -name '*.go' -o -name go.mod -o -name go.sum \) -print0 | sort -z \
+    | xargs -0 sha256sum | sha256sum | cut -c1-12)
+  echo "$tools/node-programs-$hash/bin"
+}
+install_node_programs() {
+  local dest; dest=$(node_programs_dir)
+  if [[ -x $dest/pause && -x $dest/sdk-probe ]]; then log "node programs: cached at $dest"; return; fi
+  need_go
+  log "node programs: building pause and sdk-probe (aws-sdk-go-v2) from hack/node (a minute cold)..."
+  local w; w=$(mktemp -d)
+  (cd "$here/node/pause" && go build -trimpath -ldflags "-s -w" -o "$w/pause" main.go) 2>"$w/build.log" \
+    || { cat "$w/build.log" >&2; die "node programs: building pause failed"; }
+  (cd "$here/node/sdk-probe" && GOFLAGS=-mod=readonly go build -trimpath -ldflags "-s -w" -o "$w/sdk-probe" .) \
+    2>"$w/build.log" || { cat "$w/build.log" >&2; die "node programs: building sdk-probe failed"; }
+  install_binary "$w/pause" "$dest/pause"
+  install_binary "$w/sdk-probe" "$dest/sdk-probe"
+  rm -rf "$w"
+  log "node programs: installed at $dest"
+}
+
+# The node's runtime from Debian: containerd, runc, the CNI plugins (in /usr/lib/cni), iptables and conntrack.
+install_node_packages() {
+  local missing=()
+  command -v containerd >/dev/null || missing+=(containerd)
+  command -v runc >/dev/null || missing+=(runc)
+  [[ -x /usr/lib/cni/bridge ]] || missing+=(containernetworking-plugins)
+  command -v iptables >/dev/null || missing+=(iptables)
+  command -v conntrack >/dev/null || missing+=(conntrack)
+  if [[ ${#missing[@]} -eq 0 ]]; then log "node packages: containerd, runc, CNI plugins, iptables present"; return; fi
+  [[ $(id -u) == 0 ]] || die "node packages: missing ${missing[*]}; as root: apt-get install -y ${missing[*]}"
+  log "node packages: apt-get install ${missing[*]}..."
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get install -y -q "${missing[@]}" >/dev/null \
+    || { apt-get update -q >/dev/null && apt-get install -y -q "${missing[@]}" >/dev/null; } \
+    || die "node packages: could not install ${missing[*]}"
+  log "node packages: installed ${missing[*]}"
+}
+
 # Prints the paths the harness needs, as shell assignments, after everything is installed.
 print_paths() {
   cat <<PATHS
@@ -196,11 +258,14 @@ IRSA_MINIO=$tools/minio-$MINIO_VERSION/bin/minio
 IRSA_PYTHON_VENV=$tools/venv-moto$MOTO_VERSION-awscli$AWSCLI_VERSION-boto3$BOTO3_VERSION
 IRSA_CARGO_MACHETE=$tools/cargo-machete-$CARGO_MACHETE_VERSION/bin/cargo-machete
 IRSA_HELM=$tools/helm-$HELM_VERSION/bin/helm
+IRSA_CARGO_FUZZ=$tools/cargo-fuzz-$CARGO_FUZZ_VERSION/bin/cargo-fuzz
+IRSA_CARGO_DENY=$tools/cargo-deny-$CARGO_DENY_VERSION/bin/cargo-deny
+IRSA_NODE_PROGRAMS=$(node_programs_dir)
 PATHS
 }
 
 targets=("$@")
-[[ ${#targets[@]} -gt 0 ]] || targets=(python cargo-tools helm etcd minio kube-apiserver)
+[[ ${#targets[@]} -gt 0 ]] || targets=(python cargo-tools helm etcd minio kube-apiserver node)
 for t in "${targets[@]}"; do
   case $t in
     etcd) install_etcd ;;
@@ -208,14 +273,18 @@ for t in "${targets[@]}"; do
     kube-controller-manager) install_kube_component kube-controller-manager 'app.NewControllerManagerCommand()' ;;
     kube-scheduler) install_kube_component kube-scheduler 'app.NewSchedulerCommand()' ;;
     kubelet) install_kube_component kubelet 'app.NewKubeletCommand(context.Background())' ;;
-    # The components of a real node (issue #11), not yet used by make test.
-    node) for c in kube-controller-manager kube-scheduler kubelet; do "$0" "$c" >/dev/null; done ;;
+    # A real node for the node suite: Kubernetes' node components, Debian's runtime, the suite's programs.
+    node) for c in node-packages node-programs kube-controller-manager kube-scheduler kubelet; do "$0" "$c" >/dev/null; done ;;
+    node-packages) install_node_packages ;;
+    node-programs) install_node_programs ;;
     minio) install_minio ;;
     python) install_python ;;
     cargo-tools) install_cargo_tools ;;
+    cargo-fuzz) install_cargo_bin cargo-fuzz "$CARGO_FUZZ_VERSION" ;;
+    cargo-deny) install_cargo_bin cargo-deny "$CARGO_DENY_VERSION" ;;
     helm) install_helm ;;
     paths) ;;
-    *) die "unknown peer '$t' (expected etcd, kube-apiserver, minio, python, cargo-tools, helm, node, kube-controller-manager, kube-scheduler, kubelet, paths)" ;;
+    *) die "unknown peer '$t' (expected etcd, kube-apiserver, minio, python, cargo-tools, helm, node, node-packages, node-programs, kube-controller-manager, kube-scheduler, kubelet, paths)" ;;
   esac
 done
 print_paths

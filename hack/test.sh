@@ -4,9 +4,12 @@
 #   2. rustfmt and clippy with warnings as errors; cargo-machete (no unused dependencies);
 #   3. every crate's tests, with moto running so the IAM tests against it run rather than skip;
 #   4. the end-to-end suite against real etcd, kube-apiserver, MinIO, moto and the AWS CLI;
-#   5. the Helm chart: helm lint, and helm template rendering what the kustomize overlays render;
-#   6. the image check: the OCI archive built without Docker (make image), checked against the Dockerfile, its
-#      static musl binary run from the image's own root filesystem as uid 65532.
+#   5. the image (make image: the OCI archive, built without Docker) and the node suite: a real node (containerd,
+#      the kubelet, controller-manager, scheduler) running irsa from that image, installed with kubectl -k and
+#      helm, pods with an unmodified AWS SDK program on the kubelet's tokens (needs root);
+#   6. the Helm chart: helm lint, and helm template rendering what the kustomize overlays render;
+#   7. the image check: the archive checked against the Dockerfile, its static musl binary run from the image's
+#      own root filesystem as uid 65532.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 step() { printf '\n== %s (%s)\n' "$*" "$(date +%H:%M:%S)" >&2; }
@@ -33,6 +36,10 @@ kill $moto_pid 2>/dev/null || true
 
 step "end-to-end suite"
 cargo test -p irsa-e2e --test e2e
+
+step "the image (make image) and the node suite: irsa from its image on a real node"
+hack/build-image.sh
+cargo test -p irsa-e2e --test node
 
 step "Helm chart: helm lint, helm template against the kustomize overlays"
 hack/chart-check.sh

@@ -1,5 +1,6 @@
 //! One local "cluster": etcd, kube-apiserver, irsa's issuer and webhook, MinIO as the STS, moto as IAM.
 
+use std::net::Ipv4Addr;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 use std::time::Duration;
@@ -16,6 +17,9 @@ use crate::process::{Process, free_port};
 pub const AUDIENCE: &str = "sts.amazonaws.com";
 /// The region MinIO runs in.
 pub const REGION: &str = "us-east-1";
+/// The Service ClusterIP range. No kube-proxy runs, so these addresses lead nowhere local: the node suite
+/// rejects traffic to them (see `crate::node`).
+pub const SERVICE_CIDR: &str = "10.96.0.0/16";
 /// The bucket created at start, which the pods' credentials must list.
 pub const BUCKET: &str = "irsa-e2e";
 /// The role-ARN pattern the webhook runs with: the AWS form and MinIO's.
@@ -23,6 +27,46 @@ pub const ROLE_ARN_PATTERN: &str = r"arn:aws:iam::[0-9]{12}:role/[A-Za-z0-9_+=,.
 const ADMIN_TOKEN: &str = "irsa-e2e-admin-token";
 const MINIO_USER: &str = "irsa-root";
 const MINIO_PASSWORD: &str = "irsa-root-secret";
+
+/// Where the cluster's servers listen, and whether irsa's webhook runs on the host.
+#[derive(Clone, Debug)]
+pub struct Layout {
+    /// The address kube-apiserver, the issuer and MinIO listen on and their clients dial: loopback for the
+    /// host-process suite; the node's own address for the node suite, since pods cannot reach the host's
+    /// 127.0.0.1.
+    pub address: Ipv4Addr,
+    /// Fixed ports for kube-apiserver, the issuer and MinIO (the node suite's installed manifests name them);
+    /// `None`: free ports.
+    pub fixed_ports: Option<FixedPorts>,
+    /// Runs irsa's webhook as a host process registered by URL; `false` leaves the webhook to be installed in
+    /// the cluster (the node suite installs the shipped manifests).
+    pub host_webhook: bool,
+    /// kube-apiserver flags added to the harness's own.
+    pub apiserver_args: Vec<String>,
+}
+
+/// The ports of [`Layout::fixed_ports`].
+#[derive(Clone, Copy, Debug)]
+pub struct FixedPorts {
+    /// kube-apiserver's secure port.
+    pub apiserver: u16,
+    /// The issuer's HTTPS port (in the apiserver's `--service-account-issuer`).
+    pub issuer: u16,
+    /// MinIO's S3 and STS port.
+    pub minio: u16,
+}
+
+impl Default for Layout {
+    /// Everything on 127.0.0.1 on free ports, the webhook a host process: the e2e suite and the demo.
+    fn default() -> Self {
+        Self {
+            address: Ipv4Addr::LOCALHOST,
+            fixed_ports: None,
+            host_webhook: true,
+            apiserver_args: Vec::new(),
+        }
+    }
+}
 
 /// The running peers and everything a test needs to reach them.
 pub struct Cluster {
@@ -33,7 +77,7 @@ pub struct Cluster {
     pub peers: Peers,
     /// The CA of every local serving certificate.
     pub ca: Ca,
-    /// `https://127.0.0.1:<port>` of kube-apiserver.
+    /// `https://<address>:<port>` of kube-apiserver.
     pub apiserver_url: String,
     /// A kubeconfig with the admin token.
     pub kubeconfig: PathBuf,
@@ -55,6 +99,7 @@ pub struct Cluster {
     signing_keys: Mutex<Vec<(PathBuf, PathBuf)>>,
     etcd_url: String,
     apiserver_port: u16,
+    layout: Layout,
     processes: Mutex<Vec<Process>>,
 }
 
@@ -63,15 +108,26 @@ fn write(path: &Path, contents: impl AsRef<[u8]>) -> anyhow::Result<()> {
 }
 
 impl Cluster {
-    /// Starts everything and waits until each peer is ready.
+    /// Starts everything on loopback and waits until each peer is ready.
     pub async fn start(peers: Peers) -> anyhow::Result<Self> {
+        Self::start_with(peers, Layout::default()).await
+    }
+
+    /// Starts everything where `layout` says and waits until each peer is ready.
+    pub async fn start_with(peers: Peers, layout: Layout) -> anyhow::Result<Self> {
         let tmp = tempfile::Builder::new().prefix("irsa-e2e-").tempdir()?;
         let dir = tmp.path().to_path_buf();
         let logs = dir.join("logs");
         std::fs::create_dir_all(&logs)?;
         let ca = Ca::new("irsa-e2e-ca");
         write(&dir.join("ca.crt"), ca.pem())?;
-        let serving = ca.leaf(LOOPBACK);
+        let address = layout.address;
+        let node_address = address.to_string();
+        let mut names = LOOPBACK.to_vec();
+        if !address.is_loopback() {
+            names.push(&node_address);
+        }
+        let serving = ca.leaf(&names);
         write(&dir.join("serving.crt"), &serving.chain_pem)?;
         write(&dir.join("serving.key"), &serving.key_pem)?;
         let (private, public) = signing_key();
@@ -93,25 +149,30 @@ impl Cluster {
             minio_console_port,
             moto_port,
         ] = std::array::from_fn(|_| free_port());
-        let issuer_url = format!("https://127.0.0.1:{issuer_port}");
+        let (apiserver_port, issuer_port, minio_port) = match layout.fixed_ports {
+            Some(fixed) => (fixed.apiserver, fixed.issuer, fixed.minio),
+            None => (apiserver_port, issuer_port, minio_port),
+        };
+        let issuer_url = format!("https://{address}:{issuer_port}");
         let etcd_url = format!("http://127.0.0.1:{etcd_port}");
         let cluster = Self {
             dir: dir.clone(),
             _tmp: Some(tmp),
             peers,
             ca,
-            apiserver_url: format!("https://127.0.0.1:{apiserver_port}"),
+            apiserver_url: format!("https://{address}:{apiserver_port}"),
             kubeconfig: dir.join("kubeconfig"),
             issuer_url: issuer_url.clone(),
             issuer_keys: issuer_keys.clone(),
             webhook_url: format!("https://127.0.0.1:{webhook_port}/mutate"),
             webhook_admin: format!("http://127.0.0.1:{webhook_admin_port}"),
-            minio_url: format!("http://127.0.0.1:{minio_port}"),
+            minio_url: format!("http://{address}:{minio_port}"),
             minio_role_arn: minio_role_arn(AUDIENCE),
             moto_url: format!("http://127.0.0.1:{moto_port}"),
             signing_keys: Mutex::new(vec![(sa_key, sa_pub)]),
             etcd_url: etcd_url.clone(),
             apiserver_port,
+            layout,
             processes: Mutex::new(Vec::new()),
         };
         cluster.write_kubeconfig()?;
@@ -148,7 +209,7 @@ impl Cluster {
                 format!("--public-key-file={}", issuer_keys.display()),
                 format!("--tls-cert-file={}", dir.join("serving.crt").display()),
                 format!("--tls-key-file={}", dir.join("serving.key").display()),
-                format!("--listen=127.0.0.1:{issuer_port}"),
+                format!("--listen={address}:{issuer_port}"),
                 format!("--admin-listen=127.0.0.1:{issuer_admin_port}"),
                 s("--reload-interval=1s"),
                 s("--log-level=debug"),
@@ -164,7 +225,7 @@ impl Cluster {
             &p.minio,
             &[
                 s("server"),
-                format!("--address=127.0.0.1:{minio_port}"),
+                format!("--address={address}:{minio_port}"),
                 format!("--console-address=127.0.0.1:{minio_console_port}"),
                 format!("--certs-dir={}", minio_certs.display()),
                 dir.join("minio-data").display().to_string(),
@@ -197,29 +258,9 @@ impl Cluster {
             .await?;
         cluster.start_apiserver().await?;
 
-        eprintln!("[e2e] starting the webhook");
-        cluster.spawn(Process::start(
-            "webhook",
-            &p.irsa,
-            &[
-                s("webhook"),
-                s("serve"),
-                format!("--kubeconfig={}", cluster.kubeconfig.display()),
-                format!("--tls-cert-file={}", dir.join("serving.crt").display()),
-                format!("--tls-key-file={}", dir.join("serving.key").display()),
-                format!("--listen=127.0.0.1:{webhook_port}"),
-                format!("--admin-listen=127.0.0.1:{webhook_admin_port}"),
-                format!("--role-arn-pattern={ROLE_ARN_PATTERN}"),
-                // One debug line per admission helps a failing test; benchmarks set IRSA_E2E_WEBHOOK_LOG=info.
-                format!(
-                    "--log-level={}",
-                    std::env::var("IRSA_E2E_WEBHOOK_LOG")
-                        .unwrap_or_else(|_| "info,irsa_webhook=debug".into())
-                ),
-            ],
-            &[],
-            &logs,
-        )?);
+        if cluster.layout.host_webhook {
+            cluster.start_host_webhook(webhook_port, webhook_admin_port)?;
+        }
         cluster
             .wait_http(
                 "issuer",
@@ -227,14 +268,16 @@ impl Cluster {
                 None,
             )
             .await?;
-        cluster
-            .wait_http(
-                "webhook",
-                &format!("{}/readyz", cluster.webhook_admin),
-                None,
-            )
-            .await?;
-        cluster.register_webhook().await?;
+        if cluster.layout.host_webhook {
+            cluster
+                .wait_http(
+                    "webhook",
+                    &format!("{}/readyz", cluster.webhook_admin),
+                    None,
+                )
+                .await?;
+            cluster.register_webhook().await?;
+        }
         cluster
             .wait_http(
                 "minio",
@@ -251,6 +294,36 @@ impl Cluster {
             cluster.apiserver_url, cluster.issuer_url
         );
         Ok(cluster)
+    }
+
+    /// Starts irsa's webhook as a host process with the admin kubeconfig (registered later by URL).
+    fn start_host_webhook(&self, webhook_port: u16, webhook_admin_port: u16) -> anyhow::Result<()> {
+        let (dir, logs) = (&self.dir, self.dir.join("logs"));
+        let s = |v: &str| v.to_string();
+        eprintln!("[e2e] starting the webhook");
+        self.spawn(Process::start(
+            "webhook",
+            &self.peers.irsa,
+            &[
+                s("webhook"),
+                s("serve"),
+                format!("--kubeconfig={}", self.kubeconfig.display()),
+                format!("--tls-cert-file={}", dir.join("serving.crt").display()),
+                format!("--tls-key-file={}", dir.join("serving.key").display()),
+                format!("--listen=127.0.0.1:{webhook_port}"),
+                format!("--admin-listen=127.0.0.1:{webhook_admin_port}"),
+                format!("--role-arn-pattern={ROLE_ARN_PATTERN}"),
+                // One debug line per admission helps a failing test; benchmarks set IRSA_E2E_WEBHOOK_LOG=info.
+                format!(
+                    "--log-level={}",
+                    std::env::var("IRSA_E2E_WEBHOOK_LOG")
+                        .unwrap_or_else(|_| "info,irsa_webhook=debug".into())
+                ),
+            ],
+            &[],
+            &logs,
+        )?);
+        Ok(())
     }
 
     /// Starts another `irsa` process (a second webhook, say) that is stopped with the cluster.
@@ -309,8 +382,8 @@ impl Cluster {
         let keys = self.signing_keys.lock().unwrap().clone();
         let mut args = vec![
             format!("--etcd-servers={}", self.etcd_url),
-            "--bind-address=127.0.0.1".to_string(),
-            "--advertise-address=127.0.0.1".to_string(),
+            format!("--bind-address={}", self.layout.address),
+            format!("--advertise-address={}", self.layout.address),
             format!("--secure-port={}", self.apiserver_port),
             format!("--tls-cert-file={}", dir.join("serving.crt").display()),
             format!(
@@ -326,7 +399,7 @@ impl Cluster {
                 keys.last().expect("a signing key").0.display()
             ),
             "--api-audiences=https://kubernetes.default.svc".to_string(),
-            "--service-cluster-ip-range=10.96.0.0/16".to_string(),
+            format!("--service-cluster-ip-range={SERVICE_CIDR}"),
             "--endpoint-reconciler-type=none".to_string(),
             "--enable-priority-and-fairness=false".to_string(),
             "--v=1".to_string(),
@@ -334,6 +407,7 @@ impl Cluster {
         for (_, public) in &keys {
             args.push(format!("--service-account-key-file={}", public.display()));
         }
+        args.extend(self.layout.apiserver_args.iter().cloned());
         self.spawn(Process::start(
             "kube-apiserver",
             &self.peers.kube_apiserver,

@@ -35,22 +35,8 @@ impl Peers {
     /// that each exists.
     pub fn locate() -> anyhow::Result<Self> {
         let root = workspace_root();
-        let script = root.join("hack/install-peers.sh");
-        let output = std::process::Command::new("bash")
-            .arg(&script)
-            .arg("paths")
-            .output()
-            .with_context(|| format!("running {}", script.display()))?;
-        let listed = String::from_utf8_lossy(&output.stdout).into_owned();
-        let path = |key: &str| -> anyhow::Result<PathBuf> {
-            if let Some(value) = std::env::var_os(key) {
-                return Ok(PathBuf::from(value));
-            }
-            listed
-                .lines()
-                .find_map(|line| line.strip_prefix(key)?.strip_prefix('=').map(PathBuf::from))
-                .with_context(|| format!("{} did not print {key}", script.display()))
-        };
+        let listed = Listed::read()?;
+        let path = |key: &str| listed.path(key);
         let target =
             std::env::var_os("CARGO_TARGET_DIR").map_or_else(|| root.join("target"), PathBuf::from);
         let irsa =
@@ -90,5 +76,33 @@ impl Peers {
     /// A program of the Python venv (`aws`, `python`, `moto_server`).
     pub fn venv_bin(&self, name: &str) -> PathBuf {
         self.venv.join("bin").join(name)
+    }
+}
+
+/// What `hack/install-peers.sh paths` prints: `KEY=path` lines, each overridable by the environment variable
+/// of the same name.
+pub struct Listed(String);
+
+impl Listed {
+    /// Runs `hack/install-peers.sh paths` (it installs nothing in that mode).
+    pub fn read() -> anyhow::Result<Self> {
+        let script = workspace_root().join("hack/install-peers.sh");
+        let output = std::process::Command::new("bash")
+            .arg(&script)
+            .arg("paths")
+            .output()
+            .with_context(|| format!("running {}", script.display()))?;
+        Ok(Self(String::from_utf8_lossy(&output.stdout).into_owned()))
+    }
+
+    /// The path of `key`: the environment's value, or the script's.
+    pub fn path(&self, key: &str) -> anyhow::Result<PathBuf> {
+        if let Some(value) = std::env::var_os(key) {
+            return Ok(PathBuf::from(value));
+        }
+        self.0
+            .lines()
+            .find_map(|line| line.strip_prefix(key)?.strip_prefix('=').map(PathBuf::from))
+            .with_context(|| format!("hack/install-peers.sh paths did not print {key}"))
     }
 }

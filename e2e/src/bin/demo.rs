@@ -4,6 +4,10 @@
 //! ServiceAccount and a pod; shows what the webhook injected; mints the pod's token as the kubelet would; and
 //! runs the unmodified AWS CLI with only the injected env. Then keeps the cluster up until Ctrl-C, or tears it
 //! down at once with `--down`.
+//!
+//! `--node` (`make demo-node`) shows the same on a real node instead: irsa installed from its image with
+//! `kubectl apply -k`, and a pod whose token the kubelet writes, running an unmodified aws-sdk-go-v2 program.
+//! It needs root and the image (`make image`, minutes cold), so the host-process demo stays the default.
 
 use std::process::ExitCode;
 
@@ -22,15 +26,24 @@ fn step(n: u32, text: &str) {
 
 fn main() -> ExitCode {
     let down = std::env::args().any(|a| a == "--down");
+    let on_node = std::env::args().any(|a| a == "--node");
     if std::env::args().any(|a| a == "--help" || a == "-h") {
         println!(
-            "usage: demo [--down]\n  --down  tear the cluster down after the demo instead of keeping it up"
+            "usage: demo [--down] [--node]\n  --down  tear the cluster down after the demo instead of keeping it up\n  \
+             --node  on a real node: irsa from its image, the kubelet's token, an SDK program in a pod (root; make image first)"
         );
         return ExitCode::SUCCESS;
     }
     let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
     let runtime = tokio::runtime::Runtime::new().expect("a tokio runtime");
-    match runtime.block_on(demo(down)) {
+    let demo = async {
+        if on_node {
+            demo_on_node(down).await
+        } else {
+            demo(down).await
+        }
+    };
+    match runtime.block_on(demo) {
         Ok(()) => ExitCode::SUCCESS,
         Err(err) => {
             eprintln!("demo failed: {err:#}");
@@ -155,5 +168,80 @@ async fn demo(down: bool) -> anyhow::Result<()> {
     println!("logs: {}/logs", dir.display());
     tokio::signal::ctrl_c().await?;
     println!("stopping...");
+    Ok(())
+}
+
+async fn demo_on_node(down: bool) -> anyhow::Result<()> {
+    use irsa_e2e::node::{self, Node, NodePeers, host::Host, install, pods};
+
+    step(
+        1,
+        "Start real peers and a real node: kube-apiserver, controller-manager, scheduler, kubelet, containerd",
+    );
+    let node_peers = NodePeers::locate()?;
+    let host = Host::prepare()?;
+    let mut cluster = Cluster::start_with(Peers::locate()?, node::layout()).await?;
+    let mut node = Node::start(&cluster, &node_peers, host).await?;
+    println!("{}", cluster.kubectl(&["get", "nodes", "-o", "wide"])?);
+
+    step(
+        2,
+        "Install irsa from its image as the README says: kubectl apply -k (e2e/manifests/node)",
+    );
+    install::kustomize_install(&cluster).await?;
+    println!(
+        "{}",
+        cluster.kubectl(&[
+            "get",
+            "deployments,pods",
+            "-n",
+            pods::IRSA_NAMESPACE,
+            "-o",
+            "wide"
+        ])?
+    );
+
+    step(
+        3,
+        "Annotate a ServiceAccount, run an unmodified aws-sdk-go-v2 program in a pod as uid 1000",
+    );
+    let ns = pods::namespace_with_app(&cluster, "demo", serde_json::json!({})).await?;
+    println!(
+        "ServiceAccount app: eks.amazonaws.com/role-arn: {}",
+        cluster.minio_role_arn
+    );
+    let log = pods::run_to_completion(
+        &cluster,
+        &ns,
+        pods::list_bucket_pod(&cluster, "probe", Some(1000)),
+    )
+    .await?;
+    let pod: Value =
+        serde_json::from_str(&cluster.kubectl(&["get", "pod", "probe", "-n", &ns, "-o", "json"])?)?;
+    let app = container(&pod, "containers", "app")?;
+    println!("env of the pod as stored (the webhook added all but the first two):");
+    println!("{}", serde_yaml::to_string(&app["env"])?);
+
+    step(
+        4,
+        "The program's output: credentials from the token the kubelet wrote",
+    );
+    print!("{log}");
+
+    if down {
+        step(5, "Tearing down (--down)");
+        node.stop()?;
+        return Ok(());
+    }
+    let dir = cluster.keep();
+    step(5, "The node stays up until Ctrl-C");
+    println!(
+        "kubectl --kubeconfig {} get pods -A",
+        cluster.kubeconfig.display()
+    );
+    println!("logs: {}/logs", dir.display());
+    tokio::signal::ctrl_c().await?;
+    println!("stopping (restoring the host)...");
+    node.stop()?;
     Ok(())
 }
