@@ -19,6 +19,8 @@ pub struct Peers {
     pub irsa: PathBuf,
     /// kubectl.
     pub kubectl: PathBuf,
+    /// sdk-probe: an unmodified aws-sdk-go-v2 program (hack/node/sdk-probe).
+    pub sdk_probe: PathBuf,
 }
 
 /// The workspace root (the parent of this crate).
@@ -49,6 +51,7 @@ impl Peers {
             irsa,
             kubectl: std::env::var_os("KUBECTL")
                 .map_or_else(|| PathBuf::from("kubectl"), PathBuf::from),
+            sdk_probe: path("IRSA_NODE_PROGRAMS")?.join("sdk-probe"),
         };
         for (what, file) in [
             ("etcd", &peers.etcd),
@@ -56,6 +59,7 @@ impl Peers {
             ("minio", &peers.minio),
             ("moto_server", &peers.venv.join("bin/moto_server")),
             ("aws", &peers.venv.join("bin/aws")),
+            ("sdk-probe", &peers.sdk_probe),
         ] {
             if !file.exists() {
                 bail!(

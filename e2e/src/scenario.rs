@@ -12,6 +12,7 @@ use kube::api::PostParams;
 use serde_json::{Value, json};
 
 use crate::cluster::{Cluster, REGION};
+use irsa_core::names::{IRSA_ANNOTATION_PREFIX, irsa_annotation};
 
 static COUNTER: AtomicU32 = AtomicU32::new(0);
 
@@ -145,7 +146,17 @@ pub struct PodWithToken {
 /// where `AWS_WEB_IDENTITY_TOKEN_FILE` points under a temp root.
 pub async fn pod_with_token(cluster: &Cluster, prefix: &str) -> anyhow::Result<PodWithToken> {
     let ns = namespace(cluster, prefix, json!({})).await?;
-    service_account_with_role(cluster, &ns, "s3-reader", &cluster.minio_role_arn).await?;
+    // The STS endpoint is injected (issue #14): MinIO's, through irsa's per-ServiceAccount annotation.
+    service_account(
+        cluster,
+        &ns,
+        "s3-reader",
+        json!({
+            "eks.amazonaws.com/role-arn": cluster.minio_role_arn,
+            format!("{IRSA_ANNOTATION_PREFIX}/{}", irsa_annotation::STS_ENDPOINT_URL): cluster.minio_url,
+        }),
+    )
+    .await?;
     let pod = create_pod(cluster, &ns, simple_pod("reader", "s3-reader")).await?;
     let app = container(&pod, "containers", "app")?;
     let env: Vec<(String, String)> = app["env"]
@@ -202,7 +213,8 @@ pub async fn pod_with_token(cluster: &Cluster, prefix: &str) -> anyhow::Result<P
     })
 }
 
-/// Runs a program of the venv with ONLY the injected env, the local endpoint and a region: no keys, no config.
+/// Runs a program of the venv with ONLY the injected env, the S3 endpoint and a region: no keys, no config,
+/// no STS endpoint (the webhook injects `AWS_ENDPOINT_URL_STS`).
 pub fn run_unmodified(
     cluster: &Cluster,
     program: &str,
@@ -210,7 +222,18 @@ pub fn run_unmodified(
     env: &[(String, String)],
     home: &Path,
 ) -> anyhow::Result<std::process::Output> {
-    Ok(std::process::Command::new(cluster.peers.venv_bin(program))
+    run_unmodified_at(cluster, &cluster.peers.venv_bin(program), args, env, home)
+}
+
+/// As [`run_unmodified`], for a program at `program` (sdk-probe, say).
+pub fn run_unmodified_at(
+    cluster: &Cluster,
+    program: &Path,
+    args: &[&str],
+    env: &[(String, String)],
+    home: &Path,
+) -> anyhow::Result<std::process::Output> {
+    Ok(std::process::Command::new(program)
         .args(args)
         .env_clear()
         .env("PATH", std::env::var("PATH").unwrap_or_default())
@@ -221,7 +244,8 @@ pub fn run_unmodified(
             home.join("absent-credentials"),
         )
         .env("AWS_EC2_METADATA_DISABLED", "true")
-        .env("AWS_ENDPOINT_URL", &cluster.minio_url)
+        // The workload's own S3 endpoint, as a MinIO user sets it; STS's comes from the injected env only.
+        .env("AWS_ENDPOINT_URL_S3", &cluster.minio_url)
         .env("AWS_REGION", REGION)
         .envs(env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
         .output()?)
@@ -243,7 +267,11 @@ pub fn assume_role_at_minio(
         "--web-identity-token",
         token,
     ];
-    run_unmodified(cluster, "aws", &args, &[], home.path())
+    let sts = [(
+        "AWS_ENDPOINT_URL_STS".to_string(),
+        cluster.minio_url.clone(),
+    )];
+    run_unmodified(cluster, "aws", &args, &sts, home.path())
 }
 
 /// The document the issuer serves at `path` (`/.well-known/openid-configuration`, `/openid/v1/jwks`), as JSON.

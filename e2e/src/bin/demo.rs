@@ -138,12 +138,12 @@ async fn demo(down: bool) -> anyhow::Result<()> {
 
     step(
         6,
-        "The unmodified AWS CLI, with only the injected env (+ the local endpoint): `aws s3 ls`",
+        "The unmodified AWS CLI, with only the injected env (+ the S3 endpoint): `aws s3 ls`",
     );
     for (k, v) in &env {
         println!("  {k}={v}");
     }
-    println!("  AWS_ENDPOINT_URL={}", cluster.minio_url);
+    println!("  AWS_ENDPOINT_URL_S3={}", cluster.minio_url);
     let output = run_unmodified(&cluster, "aws", &["s3", "ls"], &env, root.path())?;
     print!("{}", String::from_utf8_lossy(&output.stdout));
     eprint!("{}", String::from_utf8_lossy(&output.stderr));

@@ -1,5 +1,6 @@
-//! Credentials from the injected env alone: the unmodified AWS CLI and boto3 against MinIO's STS, and the
-//! token's audience checked there.
+//! Credentials from the injected env alone: the unmodified AWS CLI, boto3 and an aws-sdk-go-v2 program
+//! (sdk-probe) against MinIO's STS, whose endpoint too comes from the injection (`AWS_ENDPOINT_URL_STS`);
+//! the programs are given only the S3 endpoint and the region. And the token's audience checked at STS.
 
 use std::sync::Arc;
 
@@ -11,6 +12,11 @@ pub(crate) async fn aws_cli_gets_credentials_from_the_injected_env_alone(
     cluster: Arc<Cluster>,
 ) -> anyhow::Result<()> {
     let PodWithToken { env, root, .. } = pod_with_token(&cluster, "cli").await?;
+    ensure!(
+        env.iter()
+            .any(|(k, v)| k == "AWS_ENDPOINT_URL_STS" && *v == cluster.minio_url),
+        "the STS endpoint was not injected: {env:?}"
+    );
     let output = run_unmodified(&cluster, "aws", &["s3", "ls"], &env, root.path())?;
     let stdout = String::from_utf8_lossy(&output.stdout);
     ensure!(
@@ -33,6 +39,26 @@ pub(crate) async fn boto3_gets_credentials_from_the_injected_env_alone(
     ensure!(
         output.status.success() && stdout.contains(BUCKET),
         "boto3 list_buckets failed: {stdout}{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    Ok(())
+}
+
+pub(crate) async fn go_sdk_gets_credentials_from_the_injected_env_alone(
+    cluster: Arc<Cluster>,
+) -> anyhow::Result<()> {
+    let PodWithToken { env, root, .. } = pod_with_token(&cluster, "go-sdk").await?;
+    let output = run_unmodified_at(
+        &cluster,
+        &cluster.peers.sdk_probe,
+        &[BUCKET],
+        &env,
+        root.path(),
+    )?;
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    ensure!(
+        output.status.success() && stdout.contains("source=WebIdentityCredentials"),
+        "sdk-probe (aws-sdk-go-v2) failed: {stdout}{}",
         String::from_utf8_lossy(&output.stderr)
     );
     Ok(())

@@ -53,6 +53,7 @@ fn main() -> ExitCode {
         webhook::service_account_annotated_then_pod_created_at_once_is_mutated,
         credentials::aws_cli_gets_credentials_from_the_injected_env_alone,
         credentials::boto3_gets_credentials_from_the_injected_env_alone,
+        credentials::go_sdk_gets_credentials_from_the_injected_env_alone,
         credentials::token_with_a_wrong_audience_is_refused,
         issuer::issuer_kids_equal_the_apiservers,
         issuer::issuer_publish_to_s3_matches_the_live_issuer,

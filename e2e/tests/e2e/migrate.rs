@@ -177,6 +177,8 @@ async fn start_legacy_webhook(cluster: &Cluster, label: &str) -> anyhow::Result<
             format!("--admin-listen=127.0.0.1:{admin}"),
             format!("--role-arn-pattern={ROLE_ARN_PATTERN}"),
             "--legacy-role-annotations".into(),
+            // STS is MinIO: its endpoint comes from the injection, like every other setting of the pod.
+            format!("--sts-endpoint-url={}", cluster.minio_url),
             format!("--base-role-arn={BASE}"),
             "--log-level=info,irsa_webhook=debug".into(),
         ],
