@@ -1,5 +1,4 @@
-//! `irsa doctor`: its flags, and the run that gathers, judges, prints and sets the exit code. The only module
-//! that speaks `anyhow`.
+//! `irsa doctor`: its flags, and the run that gathers, judges, prints and sets the exit code.
 
 use std::io::Write;
 use std::path::PathBuf;
@@ -138,15 +137,6 @@ pub async fn run(args: &DoctorArgs, out: &mut (dyn Write + Send)) -> u8 {
             eprintln!("error: cannot write the report: {e}");
             2
         }
-    }
-}
-
-/// `irsa doctor`: [`run`], then exit with its code when it is not 0 (the binary's own error path only knows
-/// success and failure).
-pub async fn doctor(args: DoctorArgs, out: &mut (dyn Write + Send)) -> anyhow::Result<()> {
-    match run(&args, out).await {
-        0 => Ok(()),
-        code => std::process::exit(code.into()),
     }
 }
 

@@ -6,7 +6,7 @@
 //!   policies, STS errors, clock readings) to a [`Finding`];
 //! - [`diagnose`]: every check over one set of [`diagnose::Inputs`], in the order a credential travels;
 //! - [`gather`]: the cluster, the issuer as STS reaches it, IAM and STS, recorded into those inputs;
-//! - [`cmd`]: the flags and the exit code; the only module that speaks `anyhow`.
+//! - [`cmd`]: the flags and the exit code.
 //!
 //! The rules are not restated here: issuer URLs come from `irsa-core`, the discovery and JWKS rules, the
 //! trust-policy format, thumbprints and the AWS clients from `irsa-iam`.

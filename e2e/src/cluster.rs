@@ -43,6 +43,9 @@ pub struct Layout {
     pub host_webhook: bool,
     /// kube-apiserver flags added to the harness's own.
     pub apiserver_args: Vec<String>,
+    /// An external signer's socket: kube-apiserver runs with `--service-account-signing-endpoint` and none of
+    /// the key-file flags (they are mutually exclusive); `None`: the harness's own key files.
+    pub signing_endpoint: Option<PathBuf>,
 }
 
 /// The ports of [`Layout::fixed_ports`].
@@ -64,6 +67,7 @@ impl Default for Layout {
             fixed_ports: None,
             host_webhook: true,
             apiserver_args: Vec::new(),
+            signing_endpoint: None,
         }
     }
 }
@@ -394,18 +398,25 @@ impl Cluster {
             format!("--token-auth-file={}", dir.join("tokens.csv").display()),
             "--authorization-mode=RBAC".to_string(),
             format!("--service-account-issuer={}", self.issuer_url),
-            format!(
-                "--service-account-signing-key-file={}",
-                keys.last().expect("a signing key").0.display()
-            ),
             "--api-audiences=https://kubernetes.default.svc".to_string(),
             format!("--service-cluster-ip-range={SERVICE_CIDR}"),
             "--endpoint-reconciler-type=none".to_string(),
             "--enable-priority-and-fairness=false".to_string(),
             "--v=1".to_string(),
         ];
-        for (_, public) in &keys {
-            args.push(format!("--service-account-key-file={}", public.display()));
+        if let Some(socket) = &self.layout.signing_endpoint {
+            args.push(format!(
+                "--service-account-signing-endpoint={}",
+                socket.display()
+            ));
+        } else {
+            args.push(format!(
+                "--service-account-signing-key-file={}",
+                keys.last().expect("a signing key").0.display()
+            ));
+            for (_, public) in &keys {
+                args.push(format!("--service-account-key-file={}", public.display()));
+            }
         }
         args.extend(self.layout.apiserver_args.iter().cloned());
         self.spawn(Process::start(

@@ -48,6 +48,16 @@ enum Command {
     /// Walk the chain a pod's credentials travel (cluster, issuer, IAM, STS, clock, SDK) and name the broken
     /// link with its fix.
     Doctor(Box<irsa_doctor::cmd::DoctorArgs>),
+    /// kube-apiserver's external token signer (--service-account-signing-endpoint): signs with the keys the
+    /// issuer publishes.
+    #[command(subcommand)]
+    Signer(SignerCommand),
+}
+
+#[derive(Subcommand)]
+enum SignerCommand {
+    /// Serve externaljwt.v1.ExternalJWTSigner on a unix socket with the private keys of a directory.
+    Serve(Box<irsa_signer::cmd::serve::ServeArgs>),
 }
 
 #[derive(Subcommand)]
@@ -95,7 +105,7 @@ async fn start(cli: Cli) -> std::process::ExitCode {
         return std::process::ExitCode::from(2);
     }
     match run(cli.command).await {
-        Ok(()) => std::process::ExitCode::SUCCESS,
+        Ok(code) => code,
         Err(err) => {
             // Each cause once: many library errors already name their cause in their message, and anyhow's
             // `{:#}` would print it again for every layer that also exposes it as its source.
@@ -105,7 +115,9 @@ async fn start(cli: Cli) -> std::process::ExitCode {
     }
 }
 
-async fn run(command: Command) -> anyhow::Result<()> {
+/// Runs the command; its exit code is 0, or what the command says (`irsa doctor`: 1 when a check failed, 2 when
+/// it could not run).
+async fn run(command: Command) -> anyhow::Result<std::process::ExitCode> {
     let mut out = std::io::stdout();
     match command {
         Command::Webhook(WebhookCommand::Serve(args)) => {
@@ -124,8 +136,13 @@ async fn run(command: Command) -> anyhow::Result<()> {
         }
         Command::CreateRole(args) => irsa_iam::cmd::create_role::create_role(args, &mut out).await,
         Command::Migrate(args) => irsa_iam::cmd::migrate::migrate(*args, &mut out).await,
-        Command::Doctor(args) => irsa_doctor::cmd::doctor(*args, &mut out).await,
+        Command::Doctor(args) => {
+            let code = irsa_doctor::cmd::run(&args, &mut out).await;
+            out.flush()?;
+            return Ok(code.into());
+        }
+        Command::Signer(SignerCommand::Serve(args)) => irsa_signer::cmd::serve::serve(*args).await,
     }?;
     out.flush()?;
-    Ok(())
+    Ok(std::process::ExitCode::SUCCESS)
 }

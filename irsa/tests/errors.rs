@@ -56,3 +56,23 @@ fn each_cause_is_printed_once() {
         );
     }
 }
+
+// `irsa doctor` has its own exit codes (0 all pass, 1 a check failed, 2 could not run), and gives them through
+// the binary's own return path: stdout flushed, no `process::exit` from inside a library.
+#[test]
+fn doctor_that_cannot_run_exits_2() {
+    let dir = tempfile::tempdir().unwrap();
+    let missing = dir.path().join("no-such-kubeconfig");
+    let out = Command::new(env!("CARGO_BIN_EXE_irsa"))
+        .args(["doctor", "--namespace", "ns", "--service-account", "sa"])
+        .arg(format!("--kubeconfig={}", missing.display()))
+        .env_clear()
+        .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+        .output()
+        .expect("run irsa");
+    assert_eq!(out.status.code(), Some(2), "{out:?}");
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("could not run"),
+        "{out:?}"
+    );
+}

@@ -4,7 +4,7 @@
 use std::process::Command;
 
 /// Every leaf command, and whether it takes `--kubeconfig`.
-const COMMANDS: [(&[&str], bool); 7] = [
+const COMMANDS: [(&[&str], bool); 10] = [
     (&["webhook", "serve"], true),
     (&["webhook", "mutate"], false),
     (&["issuer", "serve"], true),
@@ -12,7 +12,55 @@ const COMMANDS: [(&[&str], bool); 7] = [
     (&["issuer", "jwks"], false),
     (&["associate-oidc-provider"], false),
     (&["create-role"], true),
+    (&["migrate"], true),
+    (&["doctor"], true),
+    (&["signer", "serve"], false),
 ];
+
+/// The command names `irsa <group> --help` lists (`irsa --help` for the top level), `help` left out.
+fn listed_commands(group: &[&str]) -> Vec<String> {
+    let out = Command::new(env!("CARGO_BIN_EXE_irsa"))
+        .args(group)
+        .arg("--help")
+        .output()
+        .expect("run irsa");
+    let help = String::from_utf8(out.stdout).unwrap();
+    let Some((_, commands)) = help.split_once("Commands:") else {
+        return Vec::new();
+    };
+    let commands = commands.split("Options:").next().unwrap_or_default();
+    commands
+        .lines()
+        // A command's line starts with two spaces and its name; wrapped descriptions start further in.
+        .filter_map(|line| line.strip_prefix("  "))
+        .filter(|rest| !rest.starts_with(' '))
+        .filter_map(|rest| rest.split_whitespace().next())
+        .filter(|name| *name != "help")
+        .map(str::to_owned)
+        .collect()
+}
+
+// A command added to the binary but not to COMMANDS would escape every check here.
+#[test]
+fn commands_lists_every_leaf_command_of_the_binary() {
+    let mut leaves = Vec::new();
+    for top in listed_commands(&[]) {
+        let subcommands = listed_commands(&[&top]);
+        if subcommands.is_empty() {
+            leaves.push(vec![top]);
+        } else {
+            leaves.extend(subcommands.into_iter().map(|sub| vec![top.clone(), sub]));
+        }
+    }
+    let listed: Vec<Vec<String>> = COMMANDS
+        .iter()
+        .map(|(command, _)| command.iter().map(|s| s.to_string()).collect())
+        .collect();
+    for leaf in &leaves {
+        assert!(listed.contains(leaf), "{leaf:?} is missing from COMMANDS");
+    }
+    assert_eq!(leaves.len(), COMMANDS.len(), "{leaves:?}");
+}
 
 /// `irsa <command> --help`, with white space folded (clap wraps lines at the terminal's width).
 fn long_help(command: &[&str]) -> String {

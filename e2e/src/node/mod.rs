@@ -65,6 +65,7 @@ pub fn layout() -> Layout {
             // somewhere else.
             "--kubelet-preferred-address-types=InternalIP".into(),
         ],
+        signing_endpoint: None,
     }
 }
 

@@ -1,0 +1,3 @@
+//! The `irsa signer` commands.
+
+pub mod serve;

@@ -1,0 +1,18 @@
+//! kube-apiserver's external service-account token signer (KEP-740): `externaljwt.v1.ExternalJWTSigner` served
+//! on a unix socket, so the apiserver signs with keys irsa holds and the issuer publishes.
+//!
+//! [`keys`] loads the private keys of a directory (their key IDs are the issuer's, computed by
+//! `irsa_issuer::keys`), [`jwt`] is the pure signing core (header, signing input, signature), [`service`]
+//! answers the three RPCs, [`socket`] creates the socket safely, and [`cmd`] is the command line.
+
+pub mod cmd;
+pub mod jwt;
+pub mod keys;
+pub mod service;
+pub mod socket;
+
+/// The generated gRPC types, server and client of `proto/api.proto` (package `v1`).
+#[allow(missing_docs, clippy::all, clippy::pedantic)]
+pub mod proto {
+    tonic::include_proto!("v1");
+}
