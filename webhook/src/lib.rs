@@ -6,7 +6,8 @@
 //!   `container-role-arns`) and [`legacy`] (kiam's and kube2iam's pod annotations) as pure helpers.
 //! - [`policy`] decides, from what the mutation and the lookups report, whether a pod is admitted or denied
 //!   (`--on-lookup-failure`, `--on-forbidden-role`).
-//! - [`review`] decodes and encodes `admission.k8s.io/v1` AdmissionReviews.
+//! - [`review`] decodes and encodes `admission.k8s.io/v1` AdmissionReviews; [`pod_decode`] decodes only the
+//!   parts of the pod the mutation reads.
 //! - [`cache`], [`watcher`] and [`lookup`] know ServiceAccounts and Namespaces: an index fed by metadata
 //!   watches, with a coalesced, rate-limited direct GET on a miss.
 //! - [`routes`] is `POST /mutate`; [`cmd::serve`] wires it all into `irsa webhook serve`; [`cmd::mutate`] is
@@ -22,6 +23,7 @@ pub mod metrics;
 pub mod mutate;
 pub mod patch;
 pub mod pod;
+pub mod pod_decode;
 pub mod policy;
 pub mod review;
 pub mod routes;

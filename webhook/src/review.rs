@@ -1,18 +1,19 @@
 //! `admission.k8s.io/v1` AdmissionReview, decoded and encoded with local serde structs.
 //!
 //! Only the request fields the webhook uses are decoded (everything else, `oldObject` and `userInfo`
-//! included, is skipped by the parser), and nothing goes through `serde(flatten)`, which would buffer the
-//! whole request into an intermediate map.
+//! included, is skipped by the parser), and of the pod only what the mutation reads
+//! ([`pod_decode`](crate::pod_decode)). Nothing goes through `serde(flatten)`, which would buffer the whole
+//! request into an intermediate map.
 
 use base64::Engine as _;
 use json_patch::Patch;
-use serde::{
-    Deserialize, Deserializer, Serialize,
-    de::{IgnoredAny, MapAccess, Visitor},
-};
-use serde_json::{Map, Value};
+use serde::{Deserialize, Serialize};
+use serde_json::{Value, value::RawValue};
 
-use crate::pod;
+use crate::{
+    pod,
+    pod_decode::{PodObject, RawJson, Str},
+};
 
 /// The only AdmissionReview version served.
 pub const API_VERSION: &str = "admission.k8s.io/v1";
@@ -56,91 +57,45 @@ impl ReviewError {
     }
 }
 
+// The envelope borrows its strings from the request bytes (`Str`); unknown members (`userInfo`,
+// `oldObject`, `options`, ...) are skipped by the parser.
 #[derive(Deserialize)]
-struct ReviewIn {
-    #[serde(rename = "apiVersion")]
-    api_version: Option<String>,
-    kind: Option<String>,
-    request: Option<RequestIn>,
+#[serde(bound(deserialize = "R: RawJson<'de>, 'de: 'a"))]
+struct ReviewIn<'a, R> {
+    #[serde(rename = "apiVersion", borrow)]
+    api_version: Option<Str<'a>>,
+    #[serde(borrow)]
+    kind: Option<Str<'a>>,
+    #[serde(borrow)]
+    request: Option<RequestIn<'a, R>>,
 }
 
 #[derive(Deserialize)]
-struct RequestIn {
-    uid: Option<String>,
-    kind: Option<GroupVersionKind>,
-    operation: Option<String>,
-    namespace: Option<String>,
-    name: Option<String>,
-    #[serde(rename = "subResource")]
-    sub_resource: Option<String>,
-    object: Option<TrimmedObject>,
+#[serde(bound(deserialize = "R: RawJson<'de>, 'de: 'a"))]
+struct RequestIn<'a, R> {
+    #[serde(borrow)]
+    uid: Option<Str<'a>>,
+    #[serde(borrow)]
+    kind: Option<GroupVersionKind<'a>>,
+    #[serde(borrow)]
+    operation: Option<Str<'a>>,
+    #[serde(borrow)]
+    namespace: Option<Str<'a>>,
+    #[serde(borrow)]
+    name: Option<Str<'a>>,
+    #[serde(rename = "subResource", borrow)]
+    sub_resource: Option<Str<'a>>,
+    object: Option<PodObject<R>>,
     #[serde(rename = "dryRun")]
     dry_run: Option<bool>,
 }
 
 #[derive(Deserialize)]
-struct GroupVersionKind {
-    #[serde(default)]
-    group: String,
-    #[serde(default)]
-    kind: String,
-}
-
-/// `request.object` minus `metadata.managedFields` (often the largest part of a pod) and `status`: skipped
-/// while parsing, they cost no allocation. The patch never refers to them.
-struct TrimmedObject(Value);
-
-impl<'de> Deserialize<'de> for TrimmedObject {
-    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        deserializer
-            .deserialize_map(SkippingVisitor {
-                skip: "status",
-                metadata: true,
-            })
-            .map(TrimmedObject)
-    }
-}
-
-/// Builds an object, skipping the key `skip`; with `metadata`, the `metadata` member is built the same way
-/// without `managedFields`.
-struct SkippingVisitor {
-    skip: &'static str,
-    metadata: bool,
-}
-
-struct Metadata(Value);
-
-impl<'de> Deserialize<'de> for Metadata {
-    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        deserializer
-            .deserialize_map(SkippingVisitor {
-                skip: "managedFields",
-                metadata: false,
-            })
-            .map(Metadata)
-    }
-}
-
-impl<'de> Visitor<'de> for SkippingVisitor {
-    type Value = Value;
-
-    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("a JSON object")
-    }
-
-    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Value, A::Error> {
-        let mut object = Map::new();
-        while let Some(key) = map.next_key::<String>()? {
-            if key == self.skip {
-                map.next_value::<IgnoredAny>()?;
-            } else if self.metadata && key == "metadata" {
-                object.insert(key, map.next_value::<Metadata>()?.0);
-            } else {
-                object.insert(key, map.next_value::<Value>()?);
-            }
-        }
-        Ok(Value::Object(object))
-    }
+struct GroupVersionKind<'a> {
+    #[serde(default, borrow)]
+    group: Str<'a>,
+    #[serde(default, borrow)]
+    kind: Str<'a>,
 }
 
 /// The parts of an admission request the webhook uses.
@@ -158,7 +113,9 @@ pub struct AdmissionRequestView {
     pub name: String,
     /// `request.subResource`, when the request is for one (`pods/ephemeralcontainers`, ...).
     pub sub_resource: Option<String>,
-    /// `request.object`, without `metadata.managedFields` and `status`, which the mutation never reads.
+    /// `request.object` as the mutation reads it: only the members [`pod_decode::POD`](crate::pod_decode::POD)
+    /// lists (metadata's names, labels and annotations; the containers' names, env names and mounts; the
+    /// volumes' names, the token volume whole; the service account and the OS fields). Not the whole pod.
     pub pod: Option<Value>,
     /// `request.dryRun`.
     pub dry_run: bool,
@@ -191,8 +148,12 @@ impl AdmissionRequestView {
 
 /// Decodes an `admission.k8s.io/v1` AdmissionReview request body.
 pub fn decode(body: &[u8]) -> Result<AdmissionRequestView, ReviewError> {
-    let review: ReviewIn = serde_json::from_slice(body).map_err(ReviewError::Malformed)?;
-    match review.api_version.as_deref() {
+    view(serde_json::from_slice::<ReviewIn<'_, &RawValue>>(body).map_err(ReviewError::Malformed)?)
+}
+
+/// Checks the envelope and keeps what the webhook uses.
+fn view<R>(review: ReviewIn<'_, R>) -> Result<AdmissionRequestView, ReviewError> {
+    match review.api_version.as_ref().map(|v| v.0.as_ref()) {
         Some(API_VERSION) => {}
         Some("admission.k8s.io/v1beta1") => return Err(ReviewError::V1beta1),
         other => {
@@ -202,24 +163,33 @@ pub fn decode(body: &[u8]) -> Result<AdmissionRequestView, ReviewError> {
         }
     }
     match review.kind {
-        Some(kind) if kind == KIND => {}
-        other => return Err(ReviewError::WrongKind(other.unwrap_or_default())),
+        Some(kind) if kind.0 == KIND => {}
+        other => {
+            return Err(ReviewError::WrongKind(
+                other.map(Str::into_owned).unwrap_or_default(),
+            ));
+        }
     }
     let request = review.request.ok_or(ReviewError::MissingRequest)?;
     let uid = request
         .uid
-        .filter(|uid| !uid.is_empty())
-        .ok_or(ReviewError::MissingUid)?;
+        .filter(|uid| !uid.0.is_empty())
+        .ok_or(ReviewError::MissingUid)?
+        .into_owned();
     let kind_is_pod = request
         .kind
-        .is_some_and(|gvk| gvk.group.is_empty() && gvk.kind == "Pod");
+        .is_some_and(|gvk| gvk.group.0.is_empty() && gvk.kind.0 == "Pod");
+    let owned = |field: Option<Str<'_>>| field.map(Str::into_owned).unwrap_or_default();
     Ok(AdmissionRequestView {
         uid,
         kind_is_pod,
-        operation: request.operation.unwrap_or_default(),
-        namespace: request.namespace.unwrap_or_default(),
-        name: request.name.unwrap_or_default(),
-        sub_resource: request.sub_resource.filter(|s| !s.is_empty()),
+        operation: owned(request.operation),
+        namespace: owned(request.namespace),
+        name: owned(request.name),
+        sub_resource: request
+            .sub_resource
+            .filter(|s| !s.0.is_empty())
+            .map(Str::into_owned),
         pod: request.object.map(|object| object.0),
         dry_run: request.dry_run.unwrap_or(false),
     })
@@ -408,6 +378,39 @@ mod tests {
         let mut request = pod_request();
         request["object"] = Value::Null;
         assert_eq!(decode(&review(request)).unwrap().pod, None);
+    }
+
+    // Found by the fuzzer (fuzz/regressions/admission_review/): sonic-rs, once tried as a faster first parser,
+    // panicked on invalid UTF-8 inside a string the decoder skips.
+    #[test]
+    fn invalid_utf8_in_a_skipped_string_is_an_error_not_a_panic() {
+        let body = b"{\"request\":{\"object\":{\"spec\":{\"volumes\":{\"\":\"\xac\"";
+        assert!(matches!(decode(body), Err(ReviewError::Malformed(_))));
+    }
+
+    #[test]
+    fn what_serde_json_refuses_stays_malformed() {
+        let body = review(pod_request());
+        let mut trailing = body.clone();
+        trailing.extend_from_slice(b" x");
+        assert!(matches!(decode(&trailing), Err(ReviewError::Malformed(_))));
+        let mut not_utf8 = body.clone();
+        let at = not_utf8.windows(4).position(|w| w == b"team").unwrap();
+        not_utf8[at] = 0xff;
+        assert!(matches!(decode(&not_utf8), Err(ReviewError::Malformed(_))));
+        assert!(matches!(
+            decode(&body[..body.len() - 1]),
+            Err(ReviewError::Malformed(_))
+        ));
+        // A string with escapes is copied, not borrowed, and decodes the same.
+        let text = String::from_utf8(body).unwrap();
+        let escaped = text
+            .replace(r#""namespace":"team-a""#, r#""namespace":"team-\u0061\"""#)
+            .replace(r#""uid":"705ab4f5"#, r#""uid":"\u00e9705ab4f5"#);
+        assert_ne!(escaped, text);
+        let view = decode(escaped.as_bytes()).unwrap();
+        assert_eq!(view.namespace, "team-a\"");
+        assert_eq!(view.uid, "é705ab4f5-6393-11e8-b7cc-42010a800002");
     }
 
     #[test]

@@ -518,6 +518,10 @@ fn main() {
             bench_review_is_a_mutated_pod_create();
             Ok(())
         }),
+        Trial::test("decoded_reviews_mutate_as_their_whole_pods", || {
+            decoded_reviews_mutate_as_their_whole_pods();
+            Ok(())
+        }),
     ];
     libtest_mimic::run(&args, tests.into_iter().chain(cases).collect()).exit();
 }
@@ -597,4 +601,36 @@ fn bench_review_is_a_mutated_pod_create() {
         "/spec/volumes/-",
     ];
     assert_eq!(paths, expected);
+}
+
+/// The server mutates the pod decoded from the AdmissionReview, which holds only what the mutation reads; for
+/// every case it must give exactly what the whole pod gives (patch, warnings, outcome).
+fn decoded_reviews_mutate_as_their_whole_pods() {
+    let dirs = case_dirs();
+    for dir in &dirs {
+        let case = Case::load(dir);
+        let body = serde_json::to_vec(&serde_json::json!({
+            "apiVersion": "admission.k8s.io/v1",
+            "kind": "AdmissionReview",
+            "request": {
+                "uid": "3c0e3b1a-0000-4000-8000-000000000001",
+                "kind": {"group": "", "version": "v1", "kind": "Pod"},
+                "operation": "CREATE",
+                "namespace": "ns",
+                "userInfo": {"username": "system:serviceaccount:kube-system:replicaset-controller"},
+                "object": case.pod,
+                "oldObject": null,
+            }
+        }))
+        .unwrap();
+        let request = irsa_webhook::review::decode(&body)
+            .unwrap_or_else(|err| panic!("{}: {err}", dir.display()));
+        let decoded = request.pod.as_ref().unwrap();
+        assert_eq!(
+            case.mutate(decoded),
+            case.mutate(&case.pod),
+            "{}: the decoded pod mutates differently",
+            dir.display()
+        );
+    }
 }

@@ -526,3 +526,39 @@ proptest! {
         prop_assert!(mount_paths_are_unique(&patched), "{}", m.patch);
     }
 }
+
+/// The AdmissionReview of a pod CREATE, with the members the webhook skips around the pod.
+fn review_of(pod: &Value) -> Vec<u8> {
+    serde_json::to_vec(&json!({
+        "apiVersion": "admission.k8s.io/v1",
+        "kind": "AdmissionReview",
+        "request": {
+            "uid": "0b5e7f00-0000-4000-8000-000000000002",
+            "kind": {"group": "", "version": "v1", "kind": "Pod"},
+            "resource": {"group": "", "version": "v1", "resource": "pods"},
+            "operation": "CREATE",
+            "namespace": "team-a",
+            "userInfo": {"username": "system:serviceaccount:kube-system:replicaset-controller", "groups": ["a"]},
+            "object": pod,
+            "oldObject": null,
+            "options": {"apiVersion": "meta.k8s.io/v1", "kind": "CreateOptions"},
+        }
+    }))
+    .unwrap()
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 512, ..ProptestConfig::default() })]
+
+    /// The server decodes only what the mutation reads of the pod: the mutation of that must be the
+    /// mutation of the whole pod.
+    #[test]
+    fn the_decoded_pod_mutates_as_the_whole_pod(pod in pod(), sa in service_account(), ns in namespace(), cfg in config()) {
+        let request = irsa_webhook::review::decode(&review_of(&pod)).expect("the review decodes");
+        let decoded = request.pod.as_ref().expect("the review has the pod");
+        prop_assert_eq!(
+            mutate(decoded, sa.as_ref(), ns.as_ref(), &cfg),
+            mutate(&pod, sa.as_ref(), ns.as_ref(), &cfg)
+        );
+    }
+}

@@ -91,12 +91,16 @@ pub fn run_mutate_with_stderr(
             let bytes = serde_json::to_vec(&document)?;
             let request = review::decode(&bytes)
                 .map_err(|err| anyhow!("--pod {}: {err}", args.pod.display()))?;
-            let pod = request.pod.ok_or_else(|| {
-                anyhow!(
+            if request.pod.is_none() {
+                bail!(
                     "--pod {}: the AdmissionReview has no request.object",
                     args.pod.display()
-                )
-            })?;
+                );
+            }
+            // The decoded pod holds only what the mutation reads; `--output pod` shows the whole object
+            // (without managedFields and status, as this command always has).
+            let mut pod = document["request"]["object"].clone();
+            strip_server_fields(&mut pod);
             expect_kind(&pod, "Pod", "--pod", &args.pod)?;
             (pod, request.uid)
         }
@@ -223,6 +227,16 @@ fn parse_document(text: &str) -> anyhow::Result<Value> {
         );
     }
     Ok(value)
+}
+
+/// Removes `metadata.managedFields` and `status`, which the mutation never reads, from a review's object.
+fn strip_server_fields(pod: &mut Value) {
+    if let Some(object) = pod.as_object_mut() {
+        object.remove("status");
+        if let Some(metadata) = object.get_mut("metadata").and_then(Value::as_object_mut) {
+            metadata.remove("managedFields");
+        }
+    }
 }
 
 fn kind_of(document: &Value) -> Option<&str> {
@@ -451,6 +465,32 @@ metadata:
         let response: Value = serde_json::from_str(&out.stdout).unwrap();
         assert_eq!(response["response"]["uid"], "abc");
         assert_eq!(response["response"]["patchType"], "JSONPatch");
+    }
+
+    #[test]
+    fn prints_the_whole_pod_of_an_admission_review() {
+        // The server decodes only what the mutation reads; the pod printed is the review's whole object,
+        // without managedFields and status.
+        let (_dir, _pod, sa) = files();
+        let mut pod: Value = serde_yaml::from_str(POD).unwrap();
+        pod["metadata"]["managedFields"] = serde_json::json!([{"manager": "kubectl"}]);
+        pod["metadata"]["uid"] = "u-1".into();
+        pod["status"] = serde_json::json!({"phase": "Pending"});
+        pod["spec"]["containers"][0]["image"] = "web:1".into();
+        let review = serde_json::json!({"apiVersion": "admission.k8s.io/v1", "kind": "AdmissionReview",
+            "request": {"uid": "abc", "kind": {"group": "", "version": "v1", "kind": "Pod"},
+                        "operation": "CREATE", "object": pod}});
+        let out = run(
+            &["--pod", "-", "--service-account", &sa, "--output", "pod"],
+            &review.to_string(),
+        )
+        .unwrap();
+        let mutated: Value = serde_yaml::from_str(&out.stdout).unwrap();
+        assert_eq!(mutated["spec"]["containers"][0]["image"], "web:1");
+        assert_eq!(mutated["metadata"]["uid"], "u-1");
+        assert_eq!(mutated["spec"]["volumes"][0]["name"], "aws-iam-token");
+        assert!(mutated["metadata"].get("managedFields").is_none());
+        assert!(mutated.get("status").is_none());
     }
 
     #[test]
