@@ -4,8 +4,8 @@
 #   a Python venv with moto[server], the AWS CLI and boto3, the cargo subcommands `make test` runs, and Helm
 #   (go install from the Go module proxy; `make test` lints and renders charts/irsa with it).
 # Idempotent: a peer whose pinned binary is already in the cache is skipped in well under a second.
-# Usage: hack/install-peers.sh [etcd|kube-apiserver|minio|python|cargo-tools|helm|node|kubelet|...]...
-#   (default: all of them: python cargo-tools helm etcd minio kube-apiserver node;
+# Usage: hack/install-peers.sh [etcd|kube-apiserver|minio|python|cargo-tools|helm|node|kubelet|cargo-fuzz|...]...
+#   (default: all of them: python cargo-tools (cargo-machete, cargo-fuzz, cargo-deny) helm etcd minio kube-apiserver node;
 #    node = node-packages (Debian's containerd, runc, CNI plugins) node-programs (hack/node) kube-controller-manager
 #    kube-scheduler kubelet: the node suite's real node)
 # Prints, on stdout, nothing but progress lines; exits non-zero naming the peer that failed.
@@ -279,12 +279,13 @@ for t in "${targets[@]}"; do
     node-programs) install_node_programs ;;
     minio) install_minio ;;
     python) install_python ;;
-    cargo-tools) install_cargo_tools ;;
+    cargo-tools) install_cargo_tools; install_cargo_bin cargo-fuzz "$CARGO_FUZZ_VERSION"
+      install_cargo_bin cargo-deny "$CARGO_DENY_VERSION" ;;
     cargo-fuzz) install_cargo_bin cargo-fuzz "$CARGO_FUZZ_VERSION" ;;
     cargo-deny) install_cargo_bin cargo-deny "$CARGO_DENY_VERSION" ;;
     helm) install_helm ;;
     paths) ;;
-    *) die "unknown peer '$t' (expected etcd, kube-apiserver, minio, python, cargo-tools, helm, node, node-packages, node-programs, kube-controller-manager, kube-scheduler, kubelet, paths)" ;;
+    *) die "unknown peer '$t' (expected etcd, kube-apiserver, minio, python, cargo-tools, helm, node, node-packages, node-programs, kube-controller-manager, kube-scheduler, kubelet, cargo-fuzz, cargo-deny, paths)" ;;
   esac
 done
 print_paths

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The whole test suite, as `make test` and CI run it:
 #   1. the pinned peers (built into ~/.cache/irsa/tools on a cold machine, seconds when warm);
-#   2. rustfmt and clippy with warnings as errors; cargo-machete (no unused dependencies);
+#   2. rustfmt and clippy with warnings as errors; cargo-machete (no unused dependencies); cargo-deny (licenses,
+#      bans, sources; offline); the fuzz smoke (every fuzz/ target for 20 s, past crashes replayed);
 #   3. every crate's tests, with moto running so the IAM tests against it run rather than skip;
 #   4. the end-to-end suite against real etcd, kube-apiserver, MinIO, moto and the AWS CLI;
 #   5. the image (make image: the OCI archive, built without Docker) and the node suite: a real node (containerd,
@@ -19,8 +20,15 @@ eval "$(hack/install-peers.sh)"
 
 step "rustfmt + clippy + unused dependencies"
 cargo fmt --all -- --check
+cargo fmt --manifest-path fuzz/Cargo.toml -- --check
 cargo clippy --workspace --all-targets -- -D warnings
 "$IRSA_CARGO_MACHETE"
+
+step "dependency policy (cargo-deny: licenses, bans, sources; offline)"
+hack/deny.sh
+
+step "fuzz smoke (every fuzz/ target for 20 s, past crashes replayed first)"
+hack/fuzz-smoke.sh
 
 step "building irsa"
 cargo build -p irsa
