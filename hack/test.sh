@@ -44,6 +44,7 @@ kill $moto_pid 2>/dev/null || true
 
 step "end-to-end suite"
 cargo test -p irsa-e2e --test e2e
+cargo test -p irsa-e2e --test signer
 
 step "the image (make image) and the node suite: irsa from its image on a real node"
 hack/build-image.sh
