@@ -12,6 +12,7 @@ use std::time::Duration;
 use rustls::DigitallySignedStruct;
 use rustls::client::WebPkiServerVerifier;
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
+use rustls::crypto::CryptoProvider;
 use rustls_pki_types::{CertificateDer, ServerName, UnixTime};
 use sha1::{Digest, Sha1};
 use tokio::net::TcpStream;
@@ -183,14 +184,44 @@ pub async fn presented_chain(
     trust: &Trust,
     timeout: Duration,
 ) -> Result<Vec<CertificateDer<'static>>, ThumbprintError> {
+    handshake_chain(
+        host,
+        port,
+        Some(trust.verifier()?),
+        trust.provider(),
+        timeout,
+    )
+    .await
+}
+
+/// The chain `host:port` presents (leaf first), recorded without verifying it (the handshake's signatures
+/// still are): for a diagnosis that judges the chain afterwards, against the roots that matter
+/// (`irsa doctor`).
+pub async fn recorded_chain(
+    host: &str,
+    port: u16,
+    timeout: Duration,
+) -> Result<Vec<CertificateDer<'static>>, ThumbprintError> {
+    let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+    handshake_chain(host, port, None, provider, timeout).await
+}
+
+/// A TLS handshake with `host:port` that records the chain presented, judged by `verifier` (`None`: accepted).
+async fn handshake_chain(
+    host: &str,
+    port: u16,
+    verifier: Option<Arc<WebPkiServerVerifier>>,
+    provider: Arc<CryptoProvider>,
+    timeout: Duration,
+) -> Result<Vec<CertificateDer<'static>>, ThumbprintError> {
     let server_name = ServerName::try_from(host.to_owned())
         .map_err(|_| ThumbprintError::ServerName(host.to_owned()))?;
-    let inner = trust.verifier()?;
     let recorder = Arc::new(RecordingVerifier {
-        inner,
+        verifier,
+        provider: provider.clone(),
         chain: Mutex::new(Vec::new()),
     });
-    let config = rustls::ClientConfig::builder_with_provider(trust.provider())
+    let config = rustls::ClientConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()
         .map_err(TrustError::from)?
         .dangerous()
@@ -231,10 +262,12 @@ pub async fn presented_chain(
     Ok(chain)
 }
 
-/// Verifies like webpki and remembers what the server presented.
+/// Verifies like webpki (or, without a verifier, accepts the chain and checks only the handshake's
+/// signatures) and remembers what the server presented.
 #[derive(Debug)]
 struct RecordingVerifier {
-    inner: Arc<WebPkiServerVerifier>,
+    verifier: Option<Arc<WebPkiServerVerifier>>,
+    provider: Arc<CryptoProvider>,
     chain: Mutex<Vec<CertificateDer<'static>>>,
 }
 
@@ -247,13 +280,16 @@ impl ServerCertVerifier for RecordingVerifier {
         ocsp_response: &[u8],
         now: UnixTime,
     ) -> Result<ServerCertVerified, rustls::Error> {
-        let verified = self.inner.verify_server_cert(
-            end_entity,
-            intermediates,
-            server_name,
-            ocsp_response,
-            now,
-        )?;
+        let verified = match &self.verifier {
+            Some(verifier) => verifier.verify_server_cert(
+                end_entity,
+                intermediates,
+                server_name,
+                ocsp_response,
+                now,
+            )?,
+            None => ServerCertVerified::assertion(),
+        };
         let chain = std::iter::once(end_entity)
             .chain(intermediates)
             .map(|c| c.clone().into_owned())
@@ -268,7 +304,12 @@ impl ServerCertVerifier for RecordingVerifier {
         cert: &CertificateDer<'_>,
         dss: &DigitallySignedStruct,
     ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        self.inner.verify_tls12_signature(message, cert, dss)
+        rustls::crypto::verify_tls12_signature(
+            message,
+            cert,
+            dss,
+            &self.provider.signature_verification_algorithms,
+        )
     }
 
     fn verify_tls13_signature(
@@ -277,11 +318,18 @@ impl ServerCertVerifier for RecordingVerifier {
         cert: &CertificateDer<'_>,
         dss: &DigitallySignedStruct,
     ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        self.inner.verify_tls13_signature(message, cert, dss)
+        rustls::crypto::verify_tls13_signature(
+            message,
+            cert,
+            dss,
+            &self.provider.signature_verification_algorithms,
+        )
     }
 
     fn supported_verify_schemes(&self) -> Vec<rustls::SignatureScheme> {
-        self.inner.supported_verify_schemes()
+        self.provider
+            .signature_verification_algorithms
+            .supported_schemes()
     }
 }
 

@@ -2,16 +2,11 @@
 //! a 5 s budget, the chain verified), and the chain a host presents, recorded without judging it so that
 //! the checks can say why it is not trusted.
 
-use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use irsa_iam::trust::Trust;
 use irsa_serve::logging::error_chain;
-use rustls::DigitallySignedStruct;
-use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
-use rustls::crypto::CryptoProvider;
-use rustls_pki_types::{CertificateDer, ServerName, UnixTime};
-use tokio::net::TcpStream;
+use rustls_pki_types::CertificateDer;
 
 use crate::checks::{Fetched, Gathered};
 
@@ -54,34 +49,9 @@ pub async fn presented_chain(
     port: u16,
     timeout: Duration,
 ) -> Gathered<Vec<CertificateDer<'static>>> {
-    let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
-    let recorder = Arc::new(Recorder {
-        provider: provider.clone(),
-        chain: Mutex::new(Vec::new()),
-    });
-    let config = rustls::ClientConfig::builder_with_provider(provider)
-        .with_safe_default_protocol_versions()
-        .map_err(|e| e.to_string())?
-        .dangerous()
-        .with_custom_certificate_verifier(recorder.clone())
-        .with_no_client_auth();
-    let name = ServerName::try_from(host.to_owned())
-        .map_err(|_| format!("{host:?} is not a valid TLS server name"))?;
-    let connector = tokio_rustls::TlsConnector::from(Arc::new(config));
-    let handshake = async {
-        let tcp = TcpStream::connect((host, port))
-            .await
-            .map_err(|e| format!("{host}:{port}: {e}"))?;
-        connector
-            .connect(name, tcp)
-            .await
-            .map_err(|e| format!("TLS with {host}:{port}: {e}"))
-    };
-    tokio::time::timeout(timeout, handshake)
+    irsa_iam::thumbprint::recorded_chain(host, port, timeout)
         .await
-        .map_err(|_| format!("no TLS handshake with {host}:{port} within {timeout:?}"))??;
-    let chain = std::mem::take(&mut *recorder.chain.lock().unwrap_or_else(|p| p.into_inner()));
-    Ok(chain)
+        .map_err(|e| error_chain(&e))
 }
 
 /// The chain of `url`'s host (https URLs only).
@@ -101,63 +71,4 @@ pub async fn chain_of(
 pub fn sts_like_client(trust: &Trust, url: &str) -> Gathered<reqwest::Client> {
     irsa_iam::preflight::fetch::client(trust, irsa_iam::preflight::STS_TIMEOUT, url)
         .map_err(|e| e.to_string())
-}
-
-/// Accepts any chain and remembers it: the checks judge it afterwards, against the right roots.
-#[derive(Debug)]
-struct Recorder {
-    provider: Arc<CryptoProvider>,
-    chain: Mutex<Vec<CertificateDer<'static>>>,
-}
-
-impl ServerCertVerifier for Recorder {
-    fn verify_server_cert(
-        &self,
-        end_entity: &CertificateDer<'_>,
-        intermediates: &[CertificateDer<'_>],
-        _server_name: &ServerName<'_>,
-        _ocsp_response: &[u8],
-        _now: UnixTime,
-    ) -> Result<ServerCertVerified, rustls::Error> {
-        let chain = std::iter::once(end_entity)
-            .chain(intermediates)
-            .map(|c| c.clone().into_owned())
-            .collect();
-        *self.chain.lock().unwrap_or_else(|p| p.into_inner()) = chain;
-        Ok(ServerCertVerified::assertion())
-    }
-
-    fn verify_tls12_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls12_signature(
-            message,
-            cert,
-            dss,
-            &self.provider.signature_verification_algorithms,
-        )
-    }
-
-    fn verify_tls13_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls13_signature(
-            message,
-            cert,
-            dss,
-            &self.provider.signature_verification_algorithms,
-        )
-    }
-
-    fn supported_verify_schemes(&self) -> Vec<rustls::SignatureScheme> {
-        self.provider
-            .signature_verification_algorithms
-            .supported_schemes()
-    }
 }
