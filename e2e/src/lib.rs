@@ -10,4 +10,5 @@ pub mod node;
 pub mod oci;
 pub mod peers;
 pub mod process;
+pub mod runner;
 pub mod scenario;

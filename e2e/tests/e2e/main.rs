@@ -18,32 +18,19 @@ mod rotation;
 mod self_signed;
 mod webhook;
 
-use std::future::Future;
-use std::pin::Pin;
 use std::process::ExitCode;
 use std::sync::Arc;
 
 use irsa_e2e::cluster::Cluster;
 use irsa_e2e::peers::Peers;
-use libtest_mimic::{Arguments, Failed, Trial};
+use irsa_e2e::runner::{self, TestFn};
+use irsa_e2e::tests;
 
 /// A role ARN of the AWS form, for tests that only look at what the webhook injects (no STS checks it).
 const ROLE: &str = "arn:aws:iam::111122223333:role/e2e-app";
 
-type TestFn = fn(Arc<Cluster>) -> Pin<Box<dyn Future<Output = anyhow::Result<()>> + Send>>;
-
-/// `(name, test)` pairs of `module::test_function`s; the name (what filters match) is the function's.
-macro_rules! tests {
-    ($($module:ident :: $name:ident),* $(,)?) => {
-        vec![$((stringify!($name), (|c| Box::pin($module::$name(c))) as TestFn)),*]
-    };
-}
-
 fn main() -> ExitCode {
-    let mut args = Arguments::from_args();
-    // One cluster, shared: tests run one at a time, and with one thread libtest-mimic runs them in the order
-    // given below (it does not sort them by name as libtest does).
-    args.test_threads = Some(1);
+    let args = runner::arguments();
     // Tests that leave the cluster as they found it, apart from namespaces of their own.
     let ordinary = tests![
         webhook::annotated_pod_gets_env_mount_and_projected_volume,
@@ -71,23 +58,8 @@ fn main() -> ExitCode {
     // keys where the others expect the run's one.
     let disruptive = tests![rotation::rotation_keeps_old_and_new_tokens_valid];
     let tests: Vec<(&'static str, TestFn)> = ordinary.into_iter().chain(disruptive).collect();
-    let wanted = |name: &str| {
-        let matches = |pattern: &str| {
-            if args.exact {
-                name == pattern
-            } else {
-                name.contains(pattern)
-            }
-        };
-        args.filter.as_deref().is_none_or(matches) && !args.skip.iter().any(|s| matches(s))
-    };
-    let selected: Vec<_> = tests.iter().filter(|(name, _)| wanted(name)).collect();
-    if selected.is_empty() || args.list {
-        let trials = tests
-            .iter()
-            .map(|(name, _)| Trial::test(*name, || Ok(())))
-            .collect();
-        return libtest_mimic::run(&args, trials).exit_code();
+    if let Some(listed) = runner::list_only(&args, &tests) {
+        return listed.exit_code();
     }
 
     let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
@@ -108,18 +80,7 @@ fn main() -> ExitCode {
     };
     let kept = std::env::var_os("IRSA_E2E_KEEP").is_some();
     let cluster_ref = Arc::new(cluster);
-    let trials = tests
-        .iter()
-        .map(|(name, test)| {
-            let (cluster, handle, test) = (cluster_ref.clone(), runtime.handle().clone(), *test);
-            Trial::test(*name, move || {
-                handle
-                    .block_on(test(cluster))
-                    .map_err(|err| Failed::from(format!("{err:#}")))
-            })
-        })
-        .collect();
-    let conclusion = libtest_mimic::run(&args, trials);
+    let conclusion = runner::run(&args, &tests, &cluster_ref, &runtime, None);
     let mut cluster = Arc::try_unwrap(cluster_ref)
         .ok()
         .expect("tests are done with the cluster");

@@ -14,8 +14,6 @@ mod install;
 mod refresh;
 mod rollout;
 
-use std::future::Future;
-use std::pin::Pin;
 use std::process::ExitCode;
 use std::sync::Arc;
 
@@ -23,20 +21,11 @@ use irsa_e2e::cluster::Cluster;
 use irsa_e2e::node::host::Host;
 use irsa_e2e::node::{self, Node, NodePeers};
 use irsa_e2e::peers::Peers;
-use libtest_mimic::{Arguments, Failed, Trial};
-
-type TestFn = fn(Arc<Cluster>) -> Pin<Box<dyn Future<Output = anyhow::Result<()>> + Send>>;
-
-macro_rules! tests {
-    ($($module:ident :: $name:ident),* $(,)?) => {
-        vec![$((stringify!($name), (|c| Box::pin($module::$name(c))) as TestFn)),*]
-    };
-}
+use irsa_e2e::runner::{self, TestFn};
+use irsa_e2e::tests;
 
 fn main() -> ExitCode {
-    let mut args = Arguments::from_args();
-    // One node, shared: one test at a time, in the order below.
-    args.test_threads = Some(1);
+    let args = runner::arguments();
     let tests: Vec<(&'static str, TestFn)> = tests![
         // Started first, checked last: the kubelet refreshes a 600 s token only after 480 s.
         refresh::token_refresh_probe_starts,
@@ -53,23 +42,8 @@ fn main() -> ExitCode {
         helm::helm_install_passes_the_same_smoke_test,
         refresh::token_refresh_keeps_credentials_coming,
     ];
-    let wanted = |name: &str| {
-        let matches = |pattern: &str| {
-            if args.exact {
-                name == pattern
-            } else {
-                name.contains(pattern)
-            }
-        };
-        args.filter.as_deref().is_none_or(matches) && !args.skip.iter().any(|s| matches(s))
-    };
-    let selected: Vec<_> = tests.iter().filter(|(name, _)| wanted(name)).collect();
-    if selected.is_empty() || args.list {
-        let trials = tests
-            .iter()
-            .map(|(name, _)| Trial::test(*name, || Ok(())))
-            .collect();
-        return libtest_mimic::run(&args, trials).exit_code();
+    if let Some(listed) = runner::list_only(&args, &tests) {
+        return listed.exit_code();
     }
 
     let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
@@ -113,23 +87,10 @@ fn main() -> ExitCode {
     );
     let kept = std::env::var_os("IRSA_E2E_KEEP").is_some();
     let cluster_ref = Arc::new(cluster);
-    let install_error = installed.err().map(|err| format!("{err:#}"));
-    let trials = tests
-        .iter()
-        .map(|(name, test)| {
-            let (cluster, handle, test) = (cluster_ref.clone(), runtime.handle().clone(), *test);
-            let install_error = install_error.clone();
-            Trial::test(*name, move || {
-                if let Some(err) = install_error {
-                    return Err(Failed::from(format!("irsa was not installed: {err}")));
-                }
-                handle
-                    .block_on(test(cluster))
-                    .map_err(|err| Failed::from(format!("{err:#}")))
-            })
-        })
-        .collect();
-    let conclusion = libtest_mimic::run(&args, trials);
+    let install_error = installed
+        .err()
+        .map(|err| format!("irsa was not installed: {err:#}"));
+    let conclusion = runner::run(&args, &tests, &cluster_ref, &runtime, install_error);
     let mut cluster = Arc::try_unwrap(cluster_ref)
         .ok()
         .expect("tests are done with the cluster");
