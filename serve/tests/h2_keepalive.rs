@@ -3,20 +3,19 @@
 //! `--http2-keep-alive-timeout`, and counted as `keep-alive-timeout`; a client that answers them keeps its
 //! connection. The clients speak raw HTTP/2 frames over TLS, so that not answering is possible.
 
-use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use axum::Router;
 use axum::routing::get;
 use irsa_serve::args::ConnectionArgs;
-use irsa_serve::connection::{CloseReason, ClosedConnections, Connections};
-use irsa_serve::tls::{ReloadingConfig, TlsFiles};
-use irsa_serve::{Shutdown, serve_with};
-use irsa_testing::pki::{Ca, LOOPBACK};
+use irsa_serve::connection::CloseReason;
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 use tokio::net::TcpStream;
 use tokio_rustls::client::TlsStream;
+
+mod common;
+use common::Server;
 
 const PING_INTERVAL: Duration = Duration::from_millis(300);
 const PING_TIMEOUT: Duration = Duration::from_millis(300);
@@ -26,29 +25,9 @@ const SETTINGS: u8 = 0x4;
 const PING: u8 = 0x6;
 const ACK: u8 = 0x1;
 
-struct Server {
-    addr: SocketAddr,
-    ca: Ca,
-    closed: ClosedConnections,
-    _dir: tempfile::TempDir,
-}
-
 /// A TLS server with short PING settings and idle and header timeouts far longer than the test, so that
 /// only the keep-alive can close a connection.
 async fn start() -> Server {
-    let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
-    let dir = tempfile::tempdir().unwrap();
-    let ca = Ca::new("ca");
-    let leaf = ca.leaf(LOOPBACK);
-    let files = TlsFiles {
-        cert: dir.path().join("tls.crt"),
-        key: dir.path().join("tls.key"),
-    };
-    std::fs::write(&files.cert, &leaf.cert_pem).unwrap();
-    std::fs::write(&files.key, &leaf.key_pem).unwrap();
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    let closed = ClosedConnections::default();
     let limits = ConnectionArgs {
         header_read_timeout: Duration::from_secs(60),
         idle_timeout: Duration::from_secs(60),
@@ -56,23 +35,7 @@ async fn start() -> Server {
         http2_keep_alive_timeout: PING_TIMEOUT,
         ..ConnectionArgs::default()
     };
-    let router = Router::new().route("/", get(|| async { "hello" }));
-    tokio::spawn(serve_with(
-        listener,
-        router,
-        Some(ReloadingConfig::new(files).unwrap()),
-        Shutdown::new(Duration::from_secs(1)),
-        Connections {
-            limits,
-            closed: closed.clone(),
-        },
-    ));
-    Server {
-        addr,
-        ca,
-        closed,
-        _dir: dir,
-    }
+    common::start(Router::new().route("/", get(|| async { "hello" })), limits).await
 }
 
 /// An HTTP/2 client (ALPN h2) that has sent the connection preface and an empty SETTINGS frame.

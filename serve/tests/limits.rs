@@ -2,7 +2,6 @@
 //! headers or its body, one that stays idle, each closed within its timeout and counted by reason while a
 //! good client is served; and a body too large, refused with a 413 that always reaches the client.
 
-use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -10,56 +9,17 @@ use axum::Router;
 use axum::body::Bytes;
 use axum::routing::{get, post};
 use irsa_serve::args::ConnectionArgs;
-use irsa_serve::connection::{CloseReason, ClosedConnections, Connections};
-use irsa_serve::tls::{ReloadingConfig, TlsFiles};
-use irsa_serve::{Shutdown, body_limit, serve_with};
-use irsa_testing::pki::{Ca, LOOPBACK};
+use irsa_serve::body_limit;
+use irsa_serve::connection::CloseReason;
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 use tokio::net::TcpStream;
 use tokio_rustls::client::TlsStream;
 
+mod common;
+use common::{Server, start};
+
 /// Short enough for a test, long enough for a loaded CI machine to send a request in one go.
 const SHORT: Duration = Duration::from_millis(300);
-
-struct Server {
-    addr: SocketAddr,
-    ca: Ca,
-    closed: ClosedConnections,
-    _dir: tempfile::TempDir,
-}
-
-/// A TLS server of `router` with `limits`, its closed connections counted.
-async fn start(router: Router, limits: ConnectionArgs) -> Server {
-    let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
-    let dir = tempfile::tempdir().unwrap();
-    let ca = Ca::new("ca");
-    let leaf = ca.leaf(LOOPBACK);
-    let files = TlsFiles {
-        cert: dir.path().join("tls.crt"),
-        key: dir.path().join("tls.key"),
-    };
-    std::fs::write(&files.cert, &leaf.cert_pem).unwrap();
-    std::fs::write(&files.key, &leaf.key_pem).unwrap();
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    let closed = ClosedConnections::default();
-    tokio::spawn(serve_with(
-        listener,
-        router,
-        Some(ReloadingConfig::new(files).unwrap()),
-        Shutdown::new(Duration::from_secs(1)),
-        Connections {
-            limits,
-            closed: closed.clone(),
-        },
-    ));
-    Server {
-        addr,
-        ca,
-        closed,
-        _dir: dir,
-    }
-}
 
 fn router() -> Router {
     Router::new()
