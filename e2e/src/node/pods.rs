@@ -25,10 +25,10 @@ pub async fn namespace_with_app(
     Ok(ns)
 }
 
-/// A pod of ServiceAccount `app` running sdk-probe with `args`: only the region and the S3 endpoint (MinIO on
-/// the node) are its own configuration, as a workload pointed at MinIO would have; everything about
-/// credentials comes from the webhook. `run_as`: a `runAsUser` (no fsGroup), or the image's root.
-pub fn probe_pod(name: &str, args: &[&str], run_as: Option<u32>) -> Value {
+/// A pod of ServiceAccount `app` running sdk-probe with `args`: only the region and `s3_endpoint` are its own
+/// configuration, as a workload pointed at MinIO would have; everything about credentials comes from the
+/// webhook. `run_as`: a `runAsUser` (no fsGroup), or the image's root.
+pub fn probe_pod(name: &str, args: &[&str], run_as: Option<u32>, s3_endpoint: &str) -> Value {
     let mut pod = json!({
         "metadata": {"name": name, "labels": {"app": "sdk-probe"}},
         "spec": {
@@ -45,7 +45,7 @@ pub fn probe_pod(name: &str, args: &[&str], run_as: Option<u32>) -> Value {
                 "args": args,
                 "env": [
                     {"name": "AWS_REGION", "value": REGION},
-                    {"name": "AWS_ENDPOINT_URL_S3", "value": ""},
+                    {"name": "AWS_ENDPOINT_URL_S3", "value": s3_endpoint},
                 ],
             }],
         },
@@ -59,9 +59,7 @@ pub fn probe_pod(name: &str, args: &[&str], run_as: Option<u32>) -> Value {
 
 /// [`probe_pod`] with the cluster's MinIO as its S3 endpoint, listing the e2e bucket once.
 pub fn list_bucket_pod(cluster: &Cluster, name: &str, run_as: Option<u32>) -> Value {
-    let mut pod = probe_pod(name, &[BUCKET], run_as);
-    pod["spec"]["containers"][0]["env"][1]["value"] = json!(cluster.minio_url);
-    pod
+    probe_pod(name, &[BUCKET], run_as, &cluster.minio_url)
 }
 
 /// Waits until pod `name` has finished; returns its phase (`Succeeded` or `Failed`).

@@ -92,8 +92,12 @@ pub async fn guard_rejects_traffic_to_the_service_cidr(
         "-o",
         "jsonpath={.spec.clusterIP}",
     ])?;
-    let mut pod = list_bucket_pod(&cluster, "probe", None);
-    pod["spec"]["containers"][0]["env"][1]["value"] = json!(format!("http://{cluster_ip}:443"));
+    let pod = support::probe_pod(
+        "probe",
+        &[BUCKET],
+        None,
+        &format!("http://{cluster_ip}:443"),
+    );
     scenario::create_pod(&cluster, &ns, pod).await?;
     let started = std::time::Instant::now();
     let phase = support::wait_finished(&cluster, &ns, "probe").await?;

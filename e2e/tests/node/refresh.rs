@@ -30,8 +30,7 @@ pub async fn token_refresh_probe_starts(cluster: Arc<Cluster>) -> anyhow::Result
         json!({"eks.amazonaws.com/token-expiration": "600"}),
     )
     .await?;
-    let mut pod = support::probe_pod("looping", &[BUCKET, EVERY], Some(1000));
-    pod["spec"]["containers"][0]["env"][1]["value"] = json!(cluster.minio_url);
+    let pod = support::probe_pod("looping", &[BUCKET, EVERY], Some(1000), &cluster.minio_url);
     let created = scenario::create_pod(&cluster, &ns, pod).await?;
     let source =
         &scenario::token_volume(&created).context("no token volume")?["projected"]["sources"][0];
