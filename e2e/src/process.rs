@@ -15,13 +15,24 @@ pub struct Process {
     log: PathBuf,
 }
 
-/// Keeps the program as a child of a small shell that kills it when asked (SIGTERM) or when the test process
-/// is gone: a crashed or SIGKILLed test run must not leave an apiserver behind. No `unsafe` pre-exec needed.
-const GUARD: &str = r#"parent=$1; shift
+/// Keeps the program as a child of a small shell that stops it when asked (SIGTERM) or when the test process
+/// is gone: a crashed or SIGKILLed test run must not leave an apiserver behind. A program still running
+/// [`GRACE_TENTHS`] tenths of a second after SIGTERM gets SIGKILL (a kube-apiserver draining its watches
+/// outlived the guard otherwise). No `unsafe` pre-exec needed.
+const GUARD: &str = r#"parent=$1; grace=$2; shift 2
 "$@" & child=$!
-trap 'kill -TERM $child 2>/dev/null; wait $child; exit 0' TERM INT
+stop_child() {
+  kill -TERM $child 2>/dev/null
+  i=0; while [ $i -lt "$grace" ] && kill -0 $child 2>/dev/null; do sleep 0.1; i=$((i+1)); done
+  kill -KILL $child 2>/dev/null
+  wait $child
+}
+trap 'stop_child; exit 0' TERM INT
 while kill -0 "$parent" 2>/dev/null && kill -0 "$child" 2>/dev/null; do sleep 0.3; done
-kill -TERM $child 2>/dev/null; wait $child"#;
+stop_child"#;
+
+/// How long the guard waits after SIGTERM before SIGKILL, in tenths of a second.
+const GRACE_TENTHS: u32 = 50;
 
 impl Process {
     /// Starts `program args` with extra `env`, output to `<logs>/<name>.log`.
@@ -39,6 +50,7 @@ impl Process {
             .arg(GUARD)
             .arg("guard")
             .arg(std::process::id().to_string())
+            .arg(GRACE_TENTHS.to_string())
             .arg(program)
             .args(args)
             .envs(env.iter().map(|(k, v)| (*k, v.as_str())))
@@ -89,16 +101,24 @@ impl Process {
         if self.exited() {
             return;
         }
+        let program = self.program_pid();
         let _ = Command::new("kill")
             .arg("-TERM")
             .arg(self.child.id().to_string())
             .status();
-        let exited = Wait::up_to(Duration::from_secs(5))
-            .until_blocking("it exits on SIGTERM", || {
-                Check::ready_if(self.exited(), || "still running".to_owned())
-            });
+        // The guard itself escalates to SIGKILL after its grace; this is the backstop if the guard is stuck.
+        let grace = Duration::from_millis(u64::from(GRACE_TENTHS) * 100 + 3_000);
+        let exited = Wait::up_to(grace).until_blocking("it exits on SIGTERM", || {
+            Check::ready_if(self.exited(), || "still running".to_owned())
+        });
         if exited.is_ok() {
             return;
+        }
+        if let Some(pid) = program {
+            let _ = Command::new("kill")
+                .arg("-KILL")
+                .arg(pid.to_string())
+                .status();
         }
         let _ = self.child.kill();
         let _ = self.child.wait();
@@ -117,4 +137,38 @@ pub fn free_port() -> u16 {
         .and_then(|l| l.local_addr())
         .map(|a| a.port())
         .expect("a free port")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_program_that_ignores_sigterm_is_killed_when_stopped() {
+        let logs = tempfile::tempdir().unwrap();
+        let stubborn = [
+            "-c".to_owned(),
+            "trap '' TERM; while :; do sleep 0.1; done".to_owned(),
+        ];
+        let mut process = Process::start(
+            "stubborn",
+            Path::new("/bin/sh"),
+            &stubborn,
+            &[],
+            logs.path(),
+        )
+        .unwrap();
+        let program = Wait::up_to(Duration::from_secs(5))
+            .until_blocking("the program starts", || match process.program_pid() {
+                Some(pid) => Check::Ready(pid),
+                None => Check::NotYet("no child yet".to_owned()),
+            })
+            .unwrap();
+        process.stop();
+        let alive = std::path::Path::new(&format!("/proc/{program}")).exists()
+            && !std::fs::read_to_string(format!("/proc/{program}/stat"))
+                .unwrap_or_default()
+                .contains(") Z ");
+        assert!(!alive, "the program {program} outlived stop()");
+    }
 }
