@@ -12,17 +12,21 @@ use crate::gather::{self, Options};
 /// What `irsa doctor --help` explains after the flags (the subcommand's own line comes from the binary).
 const AFTER_HELP: &str = "\
 The checks, in the order a credential travels:
-- cluster: the apiserver's issuer, the ServiceAccount and its role annotation, a
-  TokenRequest with the audience, the MutatingWebhookConfiguration (namespace selected,
-  caBundle verifying the webhook's certificate, failure policy), and a server-side
-  dry-run pod that must come back injected;
+- cluster: the apiserver's issuer, the issuers it accepts (read from its kube-system
+  static pod, against IAM's providers: an issuer change keeps the old one), the
+  ServiceAccount and its role annotation, a TokenRequest with the audience, the
+  MutatingWebhookConfiguration (namespace selected, caBundle verifying the webhook's
+  certificate, failure policy), and a server-side dry-run pod that must come back
+  injected;
 - discovery, jwks: fetched the way STS fetches them (https, no redirects, 5 s, a trusted
-  chain); the issuer byte for byte the apiserver's and the token's iss; the keys by
-  STS's rules; the apiserver's current signing kid published;
+  chain), answering quickly with a sane Cache-Control; the issuer byte for byte the
+  apiserver's and the token's iss; the keys by STS's rules; the apiserver's current
+  signing kid published;
 - iam: the OIDC provider for exactly the issuer URL, its client IDs and thumbprints,
   the role, and a trust policy that admits this ServiceAccount (the mismatch shown);
 - sts: the real AssumeRoleWithWebIdentity with a freshly minted token, its error mapped
-  to the check that explains it;
+  to the check that explains it (\"No OpenIDConnect provider found\" while the provider
+  exists: STS not activated in that region for the account);
 - clock: this machine, the apiserver (Date, the token's iat) and STS agree;
 - sdk: static keys or profiles in the pod, the region, near-miss annotation keys.
 

@@ -11,7 +11,7 @@ use serde_json::{Value, json};
 
 use crate::checks::clock::{self, Readings};
 use crate::checks::sts::{self, StsError};
-use crate::checks::{Fetched, Gathered, cluster, discovery, iam, sdk, tls, webhook};
+use crate::checks::{Fetched, Gathered, cluster, discovery, iam, issuers, sdk, tls, webhook};
 use crate::finding::{CheckId, Finding, Report};
 use crate::token::{self, Claims};
 
@@ -48,6 +48,8 @@ pub struct Inputs {
     pub given_issuer: Option<String>,
     /// The apiserver's `/.well-known/openid-configuration`.
     pub apiserver_discovery: Gathered<Vec<u8>>,
+    /// kube-apiserver's pod in kube-system, for its flags (`None`: there is none, as on managed clusters).
+    pub apiserver_pod: Gathered<Option<Value>>,
     /// The ServiceAccount's annotations (`None`: no such ServiceAccount).
     pub service_account_annotations: Gathered<Option<BTreeMap<String, String>>>,
     /// The namespace's labels.
@@ -76,6 +78,8 @@ pub struct Inputs {
     pub sts: Option<Result<String, StsError>>,
     /// `--sts-endpoint`.
     pub sts_endpoint: Option<String>,
+    /// The STS endpoint the real call went to.
+    pub sts_called: Option<String>,
     /// Clock readings.
     pub clock: Readings,
     /// Now, for certificate validity.
@@ -90,6 +94,7 @@ impl Inputs {
             service_account: service_account.to_owned(),
             given_issuer: None,
             apiserver_discovery: Err(NOT_GATHERED.to_owned()),
+            apiserver_pod: Err(NOT_GATHERED.to_owned()),
             service_account_annotations: Err(NOT_GATHERED.to_owned()),
             namespace_labels: BTreeMap::new(),
             token: None,
@@ -104,6 +109,7 @@ impl Inputs {
             aws: AwsInputs::NotRead,
             sts: None,
             sts_endpoint: None,
+            sts_called: None,
             clock: Readings::default(),
             now,
         }
@@ -331,10 +337,23 @@ pub fn diagnose(inputs: &Inputs, trust: &Trust) -> Report {
         }
     }
 
+    // Which issuers the apiserver accepts, against the providers IAM lists.
+    let listed = match &inputs.aws {
+        AwsInputs::Read {
+            listed: Ok(listed), ..
+        } => Some(listed.as_slice()),
+        _ => None,
+    };
+    out.push(issuers::issuers(
+        &inputs.apiserver_pod,
+        claims.as_ref().and_then(|c| c.iss.as_deref()),
+        listed,
+    ));
+
     // 4. The real call.
     match (&inputs.sts, &role_arn) {
         (Some(outcome), Some(arn)) => {
-            let f = sts::assume_role(outcome, arn, &out);
+            let f = sts::assume_role(outcome, arn, inputs.sts_called.as_deref(), &out);
             out.push(f);
         }
         _ => skip(

@@ -11,6 +11,9 @@ pub enum CheckId {
     /// The apiserver's own discovery document names the issuer, and it is the one expected.
     #[serde(rename = "cluster.issuer")]
     ClusterIssuer,
+    /// Which issuers kube-apiserver accepts (an issuer change keeps the old one), against IAM's providers.
+    #[serde(rename = "cluster.issuers")]
+    ClusterIssuers,
     /// The ServiceAccount exists and names a role (and which audience).
     #[serde(rename = "cluster.service-account")]
     ServiceAccount,
@@ -70,8 +73,9 @@ pub enum CheckId {
 
 impl CheckId {
     /// Every check, in report order.
-    pub const ALL: [CheckId; 19] = [
+    pub const ALL: [CheckId; 20] = [
         CheckId::ClusterIssuer,
+        CheckId::ClusterIssuers,
         CheckId::ServiceAccount,
         CheckId::TokenRequest,
         CheckId::Webhook,
@@ -96,6 +100,7 @@ impl CheckId {
     pub fn as_str(self) -> &'static str {
         match self {
             CheckId::ClusterIssuer => "cluster.issuer",
+            CheckId::ClusterIssuers => "cluster.issuers",
             CheckId::ServiceAccount => "cluster.service-account",
             CheckId::TokenRequest => "cluster.token-request",
             CheckId::Webhook => "cluster.webhook",

@@ -77,6 +77,9 @@ fn healthy() -> Healthy {
 
     let mut inputs = Inputs::new("team-a", "uploader", UnixTime::now());
     inputs.apiserver_discovery = Ok(fixture("discovery.json"));
+    inputs.apiserver_pod = Ok(Some(
+        serde_json::from_slice(&fixture("kube-apiserver-pod.json")).unwrap(),
+    ));
     inputs.service_account_annotations = Ok(Some(BTreeMap::from([(
         "eks.amazonaws.com/role-arn".to_owned(),
         ROLE.to_owned(),
@@ -95,13 +98,17 @@ fn healthy() -> Healthy {
     )));
     inputs.jwks_chain = Some(Ok(chain));
     inputs.aws = AwsInputs::Read {
-        provider_arn,
+        provider_arn: provider_arn.clone(),
         provider: Ok(Some(ExistingProvider {
             client_ids: vec!["sts.amazonaws.com".into()],
             thumbprints: vec![Thumbprint::of_der(&ca.der()).to_string()],
             tags: BTreeMap::new(),
         })),
-        listed: Ok(vec![]),
+        // The issuer being changed from .../old: both providers registered.
+        listed: Ok(vec![
+            provider_arn,
+            "arn:aws:iam::111122223333:oidc-provider/oidc.example.com/old".into(),
+        ]),
         role: Some(Ok(Some(policy))),
     };
     inputs.sts = Some(Ok(
@@ -227,4 +234,33 @@ fn an_untrusted_issuer_certificate_and_an_unpublished_kid() {
     let f = report.get(CheckId::JwksCurrentKid).unwrap();
     assert_eq!(f.status, Status::Fail);
     assert!(f.what.contains("rotated-kid"), "{}", f.what);
+}
+
+#[test]
+fn no_provider_found_while_iam_has_it_points_at_the_inactive_sts_region() {
+    let mut h = healthy();
+    h.inputs.sts = Some(Err(StsError {
+        code: "InvalidIdentityToken".into(),
+        message: format!("No OpenIDConnect provider found in your account for {ISSUER}"),
+    }));
+    h.inputs.sts_called = Some("https://sts.eu-west-1.amazonaws.com".into());
+    let report = diagnose(&h.inputs, &h.trust);
+    assert_eq!(
+        report.get(CheckId::IamProvider).unwrap().status,
+        Status::Pass
+    );
+    let sts = report.get(CheckId::StsAssumeRole).unwrap();
+    assert_eq!(sts.status, Status::Fail);
+    assert!(
+        sts.what.contains("not active in region eu-west-1"),
+        "{}",
+        sts.what
+    );
+    assert!(
+        sts.fix
+            .as_deref()
+            .unwrap_or_default()
+            .contains("Endpoints > eu-west-1 > Active"),
+        "{sts:?}"
+    );
 }

@@ -54,7 +54,63 @@ pub fn reach<'a>(
     Ok(fetched)
 }
 
-/// `discovery.fetch`: the discovery document came back 200, quickly, over a trusted chain.
+/// A cache lifetime above this many seconds keeps a newly published key out of caches too long.
+const LONG_MAX_AGE: u64 = 86_400;
+
+const SERVING_FIX: &str = "serve discovery and JWKS with Cache-Control: public, max-age=3600, from a host that answers within 2.5 s: irsa issuer serve (--max-age), or irsa issuer publish to S3 behind a CDN";
+
+/// How a document is served, beyond reaching it: what is wrong with its response time and `Cache-Control`,
+/// one note each; empty when nothing is.
+pub fn serving(fetched: &Fetched) -> Vec<String> {
+    let mut notes = Vec::new();
+    if fetched.millis > SLOW_MILLIS {
+        notes.push(format!(
+            "{} took {} ms; STS gives up after about 5 s",
+            fetched.url, fetched.millis
+        ));
+    }
+    let directives: Vec<String> = fetched
+        .cache_control
+        .as_deref()
+        .unwrap_or_default()
+        .split(',')
+        .map(|d| d.trim().to_ascii_lowercase())
+        .filter(|d| !d.is_empty())
+        .collect();
+    let max_age = directives
+        .iter()
+        .find_map(|d| d.strip_prefix("max-age="))
+        .map(|v| v.trim_matches('"').parse::<u64>());
+    let uncacheable = directives
+        .iter()
+        .find(|d| matches!(d.as_str(), "no-store" | "no-cache" | "private"));
+    match (&fetched.cache_control, uncacheable, max_age) {
+        (None, _, _) => notes.push(format!(
+            "{} has no Cache-Control: every cache guesses, and a burst of pods refetches it from the origin",
+            fetched.url
+        )),
+        (Some(c), Some(d), _) => notes.push(format!(
+            "{} is served with Cache-Control {c:?}: {d} keeps STS and CDNs from caching it",
+            fetched.url
+        )),
+        (Some(c), None, Some(Ok(0))) => notes.push(format!(
+            "{} is served with Cache-Control {c:?}: max-age=0 makes every fetch go to the origin",
+            fetched.url
+        )),
+        (Some(c), None, Some(Ok(age))) if age > LONG_MAX_AGE => notes.push(format!(
+            "{} is served with Cache-Control {c:?}: a newly published key waits up to {age} s in caches",
+            fetched.url
+        )),
+        (Some(c), None, Some(Err(_))) | (Some(c), None, None) => notes.push(format!(
+            "{} is served with Cache-Control {c:?}, which sets no usable max-age",
+            fetched.url
+        )),
+        _ => {}
+    }
+    notes
+}
+
+/// `discovery.fetch`: the discovery document came back 200 over a trusted chain, quickly and cacheable.
 pub fn discovery_fetch(
     issuer: &str,
     fetched: &Gathered<Fetched>,
@@ -64,25 +120,19 @@ pub fn discovery_fetch(
     match reach(id, issuer, fetched, tls) {
         Err(f) => (f, None),
         Ok(d) => {
-            let cache = d
-                .cache_control
-                .as_deref()
-                .map(|c| format!(", Cache-Control {c}"))
-                .unwrap_or_else(|| ", no Cache-Control".to_owned());
-            let f = if d.millis > SLOW_MILLIS {
-                Finding::warn(
-                    id,
-                    format!(
-                        "{} took {} ms; STS gives up after about 5 s",
-                        d.url, d.millis
-                    ),
-                    "serve discovery and JWKS from a CDN or S3 (irsa issuer publish)",
-                )
-            } else {
+            let notes = serving(d);
+            let f = if notes.is_empty() {
                 Finding::pass(
                     id,
-                    format!("{} answered 200 in {} ms{cache}", d.url, d.millis),
+                    format!(
+                        "{} answered 200 in {} ms, Cache-Control {}",
+                        d.url,
+                        d.millis,
+                        d.cache_control.as_deref().unwrap_or_default()
+                    ),
                 )
+            } else {
+                Finding::warn(id, notes.join("; "), SERVING_FIX)
             };
             (f, Some(d.clone()))
         }
@@ -179,19 +229,30 @@ pub fn jwks_keys(
     };
     match check_jwks(&jwks.url, &jwks.body) {
         Ok(s) => {
-            let f = if s.warnings.is_empty() {
+            let served = serving(jwks);
+            let f = if !s.warnings.is_empty() {
+                Finding::warn(
+                    id,
+                    s.warnings
+                        .iter()
+                        .chain(&served)
+                        .cloned()
+                        .collect::<Vec<_>>()
+                        .join("; "),
+                    "publish the keys with irsa issuer serve/publish, which writes a clean JWKS",
+                )
+            } else if !served.is_empty() {
+                Finding::warn(id, served.join("; "), SERVING_FIX)
+            } else {
                 Finding::pass(
                     id,
                     format!(
-                        "{} RSA and {} EC keys, all within STS's rules",
-                        s.rsa_keys, s.ec_keys
+                        "{} RSA and {} EC keys, all within STS's rules; answered in {} ms, Cache-Control {}",
+                        s.rsa_keys,
+                        s.ec_keys,
+                        jwks.millis,
+                        jwks.cache_control.as_deref().unwrap_or_default()
                     ),
-                )
-            } else {
-                Finding::warn(
-                    id,
-                    s.warnings.join("; "),
-                    "publish the keys with irsa issuer serve/publish, which writes a clean JWKS",
                 )
             };
             (f, Some(s))
@@ -257,6 +318,7 @@ mod tests {
             url: url.to_owned(),
             status: 200,
             millis: 40,
+            cache_control: Some("public, max-age=3600".to_owned()),
             body,
             ..Fetched::default()
         })
@@ -364,5 +426,44 @@ mod tests {
         assert!(f.fix.unwrap().contains("remove key_ops"));
         let (f, _) = jwks_keys(ISSUER, &fetched("u", b"[]".to_vec()), None);
         assert_eq!(f.status, Status::Fail);
+    }
+
+    #[test]
+    fn slow_or_uncacheable_documents_warn() {
+        let good = fetched("https://i/jwks", fixture("jwks.json")).unwrap();
+        assert!(serving(&good).is_empty(), "{:?}", serving(&good));
+        let with = |cache: Option<&str>, millis: u64| Fetched {
+            cache_control: cache.map(str::to_owned),
+            millis,
+            ..good.clone()
+        };
+        for (cache, expect) in [
+            (None, "no Cache-Control"),
+            (
+                Some("no-store"),
+                "no-store keeps STS and CDNs from caching it",
+            ),
+            (Some("public, no-cache"), "no-cache"),
+            (Some("private, max-age=60"), "private"),
+            (Some("max-age=0"), "max-age=0"),
+            (Some("public, max-age=31536000"), "waits up to 31536000 s"),
+            (Some("public"), "no usable max-age"),
+            (Some("max-age=soon"), "no usable max-age"),
+        ] {
+            let notes = serving(&with(cache, 40));
+            assert!(
+                notes.len() == 1 && notes[0].contains(expect),
+                "{cache:?}: {notes:?}"
+            );
+            let (f, _) = jwks_keys(ISSUER, &Ok(with(cache, 40)), None);
+            assert_eq!(f.status, Status::Warn, "{cache:?}: {f:?}");
+            assert!(f.fix.unwrap().contains("max-age=3600"));
+            let (f, d) = discovery_fetch(ISSUER, &Ok(with(cache, 40)), None);
+            assert_eq!(f.status, Status::Warn, "{cache:?}: {f:?}");
+            assert!(d.is_some(), "a warning still passes the document on");
+        }
+        let (f, _) = jwks_keys(ISSUER, &Ok(with(Some("max-age=300"), 4_000)), None);
+        assert_eq!(f.status, Status::Warn);
+        assert!(f.what.contains("took 4000 ms"), "{}", f.what);
     }
 }

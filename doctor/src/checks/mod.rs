@@ -5,6 +5,7 @@ pub mod clock;
 pub mod cluster;
 pub mod discovery;
 pub mod iam;
+pub mod issuers;
 pub mod sdk;
 pub mod sts;
 pub mod tls;

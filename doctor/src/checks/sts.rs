@@ -63,11 +63,52 @@ pub fn explain(e: &StsError) -> (CheckId, &'static str) {
     }
 }
 
-/// `sts.assume-role`: the call's outcome. A refusal names the check that explains it and, when that check
-/// already failed, its fix.
+/// The region of a regional STS endpoint (`https://sts.REGION.amazonaws.com`, `.amazonaws.com.cn`), if
+/// `endpoint` is one.
+pub fn regional_endpoint_region(endpoint: &str) -> Option<&str> {
+    let host = endpoint
+        .strip_prefix("https://")
+        .unwrap_or(endpoint)
+        .split(['/', ':'])
+        .next()?;
+    let rest = host.strip_prefix("sts.")?;
+    let (region, domain) = rest.split_once('.')?;
+    let regional = matches!(domain, "amazonaws.com" | "amazonaws.com.cn" | "api.aws")
+        && region.contains('-')
+        && region
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-');
+    regional.then_some(region)
+}
+
+/// STS said "No OpenIDConnect provider found" although `iam.provider` found it: what AWS documents for
+/// that case (a regional endpoint not active in the role's account answers so).
+fn inactive_region(e: &StsError, endpoint: Option<&str>) -> Finding {
+    let (at, region) = match endpoint {
+        Some(ep) => (
+            format!(" at {ep}"),
+            regional_endpoint_region(ep).unwrap_or("REGION"),
+        ),
+        None => (String::new(), "REGION"),
+    };
+    Finding::fail(
+        CheckId::StsAssumeRole,
+        format!(
+            "STS{at} refused: {}: {}, yet iam.provider found the provider: the likeliest cause is that AWS STS is not active in region {region} for the role's account (an inactive regional endpoint answers with this misleading error)",
+            e.code, e.message
+        ),
+        format!(
+            "activate STS in {region} for the role's account: IAM console > Account settings > Security Token Service (STS) > Endpoints > {region} > Active (an opt-in region must first be enabled: aws account enable-region --region-name {region}); or point the SDK at an active endpoint (AWS_ENDPOINT_URL_STS=https://sts.us-east-1.amazonaws.com)"
+        ),
+    )
+}
+
+/// `sts.assume-role`: the call's outcome at `endpoint` (when known). A refusal names the check that explains
+/// it and, when that check already failed, its fix.
 pub fn assume_role(
     outcome: &Result<String, StsError>,
     role_arn: &str,
+    endpoint: Option<&str>,
     earlier: &[Finding],
 ) -> Finding {
     let id = CheckId::StsAssumeRole;
@@ -88,6 +129,12 @@ pub fn assume_role(
         );
     }
     let (check, generic) = explain(e);
+    let provider_found = earlier
+        .iter()
+        .any(|f| f.check == CheckId::IamProvider && f.status == Status::Pass);
+    if check == CheckId::IamProvider && provider_found {
+        return inactive_region(e, endpoint);
+    }
     let failed = earlier
         .iter()
         .find(|f| f.check == check && f.status == Status::Fail);
@@ -187,6 +234,7 @@ mod tests {
                 "Not authorized to perform sts:AssumeRoleWithWebIdentity",
             )),
             "arn:r",
+            None,
             &earlier,
         );
         assert_eq!(f.status, Status::Fail);
@@ -197,7 +245,7 @@ mod tests {
             f.what
         );
         assert_eq!(f.fix.as_deref(), Some("irsa create-role --namespace a"));
-        let f = assume_role(&Err(err("AccessDenied", "x")), "arn:r", &[]);
+        let f = assume_role(&Err(err("AccessDenied", "x")), "arn:r", None, &[]);
         assert!(f.fix.unwrap().contains("irsa create-role"));
         let earlier = [Finding::fail(
             CheckId::IamRole,
@@ -207,6 +255,7 @@ mod tests {
         let f = assume_role(
             &Err(err("InvalidParameterValue", "bad ARN")),
             "arn:r",
+            None,
             &earlier,
         );
         assert!(
@@ -215,15 +264,73 @@ mod tests {
             f.what
         );
         assert_eq!(f.fix.as_deref(), Some("irsa create-role ..."));
-        let f = assume_role(&Err(err("InvalidParameterValue", "bad ARN")), "arn:r", &[]);
+        let f = assume_role(
+            &Err(err("InvalidParameterValue", "bad ARN")),
+            "arn:r",
+            None,
+            &[],
+        );
         assert!(!f.what.contains("explained"), "{}", f.what);
         assert_eq!(
-            assume_role(&Ok("arn:sess".into()), "arn:r", &[]).status,
+            assume_role(&Ok("arn:sess".into()), "arn:r", None, &[]).status,
             Status::Pass
         );
         assert_eq!(
-            assume_role(&Err(err("", "connection refused")), "arn:r", &[]).status,
+            assume_role(&Err(err("", "connection refused")), "arn:r", None, &[]).status,
             Status::Fail
         );
+    }
+
+    #[test]
+    fn no_provider_found_with_the_provider_present_names_the_inactive_region() {
+        let e = err(
+            "InvalidIdentityToken",
+            "No OpenIDConnect provider found in your account for https://oidc.example.com/c1",
+        );
+        let found = [Finding::pass(CheckId::IamProvider, "exists")];
+        let f = assume_role(
+            &Err(e.clone()),
+            "arn:r",
+            Some("https://sts.ap-southeast-4.amazonaws.com"),
+            &found,
+        );
+        assert_eq!(f.status, Status::Fail);
+        assert!(
+            f.what.contains("not active in region ap-southeast-4")
+                && f.what.contains("yet iam.provider found the provider"),
+            "{}",
+            f.what
+        );
+        let fix = f.fix.unwrap();
+        assert!(
+            fix.contains("Security Token Service (STS) > Endpoints > ap-southeast-4 > Active"),
+            "{fix}"
+        );
+        // Without the provider, the provider is the cause.
+        let missing = [Finding::fail(
+            CheckId::IamProvider,
+            "no provider",
+            "irsa associate-oidc-provider --issuer-url X",
+        )];
+        let f = assume_role(&Err(e), "arn:r", None, &missing);
+        assert!(f.what.contains("explained by iam.provider"), "{}", f.what);
+        assert_eq!(
+            f.fix.as_deref(),
+            Some("irsa associate-oidc-provider --issuer-url X")
+        );
+    }
+
+    #[test]
+    fn regional_endpoints_are_recognised() {
+        for (endpoint, region) in [
+            ("https://sts.eu-west-1.amazonaws.com", Some("eu-west-1")),
+            ("sts.cn-north-1.amazonaws.com.cn", Some("cn-north-1")),
+            ("https://sts.us-east-2.amazonaws.com/", Some("us-east-2")),
+            ("https://sts.amazonaws.com", None),
+            ("http://127.0.0.1:9000", None),
+            ("https://sts.evil.example.com", None),
+        ] {
+            assert_eq!(regional_endpoint_region(endpoint), region, "{endpoint}");
+        }
     }
 }

@@ -10,6 +10,7 @@ use kube::api::{Api, ListParams, PostParams};
 use serde_json::Value;
 
 use crate::checks::Gathered;
+use crate::checks::issuers::APISERVER_POD_SELECTOR;
 
 /// Token lifetime asked for: the shortest the apiserver grants.
 const TOKEN_SECONDS: i64 = 600;
@@ -57,6 +58,24 @@ pub async fn apiserver_discovery(client: &kube::Client) -> (Gathered<Vec<u8>>, O
         ),
         Err(e) => (Err(e), date),
     }
+}
+
+/// kube-apiserver's static pod in kube-system (the first labelled [`APISERVER_POD_SELECTOR`]); `None` when
+/// there is none.
+pub async fn apiserver_pod(client: &kube::Client) -> Gathered<Option<Value>> {
+    let api: Api<Pod> = Api::namespaced(client.clone(), "kube-system");
+    let list = api
+        .list(
+            &ListParams::default()
+                .labels(APISERVER_POD_SELECTOR)
+                .limit(1),
+        )
+        .await
+        .map_err(|e| message(&e))?;
+    list.items
+        .first()
+        .map(|p| serde_json::to_value(p).map_err(|e| e.to_string()))
+        .transpose()
 }
 
 /// The ServiceAccount's annotations; `None` when it does not exist.

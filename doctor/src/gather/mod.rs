@@ -110,12 +110,14 @@ pub async fn gather(opts: &Options) -> Result<(Inputs, Trust), CannotRun> {
     inputs.sts_endpoint = opts.sts_endpoint.clone();
 
     // The cluster.
-    let ((discovery, apiserver_date), annotations, labels, webhooks) = tokio::join!(
+    let ((discovery, apiserver_date), annotations, labels, webhooks, apiserver_pod) = tokio::join!(
         kube::apiserver_discovery(&client),
         kube::service_account(&client, &namespace, &service_account),
         kube::namespace_labels(&client, &namespace),
         kube::webhooks(&client),
+        kube::apiserver_pod(&client),
     );
+    inputs.apiserver_pod = apiserver_pod;
     let (_, issuer) = cluster::issuer(&discovery, opts.issuer_url.as_deref());
     inputs.apiserver_discovery = discovery;
     inputs.clock.apiserver = apiserver_date;
@@ -206,6 +208,7 @@ pub async fn gather(opts: &Options) -> Result<(Inputs, Trust), CannotRun> {
             aws::sts_date(&endpoint),
         );
         inputs.sts = Some(outcome);
+        inputs.sts_called = Some(endpoint);
         inputs.clock.sts = date;
     }
     Ok((inputs, trust))

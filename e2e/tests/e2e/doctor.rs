@@ -1,11 +1,16 @@
 //! `irsa doctor` against the real chain: the apiserver, the issuer, the webhook, moto as IAM and MinIO as
 //! STS. A healthy setup passes; then failures are injected for real, one at a time, and each is named with
-//! its fix. Whatever a test adds to moto or the cluster outside its namespaces, it removes.
+//! its fix. Whatever a test adds to moto or the cluster outside its namespaces, it removes; the issuer keys it
+//! replaces it puts back; the peers it starts for one case (a second issuer with an untrusted certificate, a
+//! moto whose clock runs behind) stop with it.
 
+use std::path::Path;
 use std::sync::Arc;
+use std::time::Duration;
 
 use anyhow::{Context as _, bail, ensure};
 use irsa_e2e::cluster::{Cluster, REGION};
+use irsa_e2e::process::{Process, free_port};
 use irsa_e2e::scenario::*;
 use serde_json::{Value, json};
 
@@ -24,6 +29,11 @@ fn with_moto(cluster: &Cluster, command: &mut std::process::Command) {
 
 /// `irsa doctor ARGS` with IAM at moto and STS at MinIO: the exit code and the JSON report.
 fn doctor(cluster: &Cluster, args: &[&str]) -> anyhow::Result<(i32, Value)> {
+    doctor_with_sts(cluster, &cluster.minio_url, args)
+}
+
+/// `irsa doctor ARGS` with IAM at moto and STS at `sts`: the exit code and the JSON report.
+fn doctor_with_sts(cluster: &Cluster, sts: &str, args: &[&str]) -> anyhow::Result<(i32, Value)> {
     let mut command = std::process::Command::new(&cluster.peers.irsa);
     command
         .arg("doctor")
@@ -33,7 +43,7 @@ fn doctor(cluster: &Cluster, args: &[&str]) -> anyhow::Result<(i32, Value)> {
             "--ca-file={}",
             cluster.dir.join("ca.crt").display()
         ))
-        .arg(format!("--sts-endpoint={}", cluster.minio_url))
+        .arg(format!("--sts-endpoint={sts}"))
         .arg("--output=json");
     with_moto(cluster, &mut command);
     let output = command.output().context("running irsa doctor")?;
@@ -160,6 +170,17 @@ async fn healthy(cluster: &Cluster) -> anyhow::Result<()> {
         let f = finding(&report, check)?;
         ensure!(f["status"] == "pass", "{check} did not pass: {f:#}");
     }
+    // This apiserver is a host process, not a kube-system static pod: its flags cannot be seen, and the
+    // doctor says so instead of guessing.
+    let issuers = finding(&report, "cluster.issuers")?;
+    ensure!(
+        issuers["status"] == "skipped"
+            && issuers["what"]
+                .as_str()
+                .unwrap_or_default()
+                .contains("flags are not visible"),
+        "cluster.issuers: {issuers:#}"
+    );
     // MinIO's role ARN is not an IAM one: the role checks are skipped, saying so.
     let role = finding(&report, "iam.role")?;
     ensure!(
@@ -343,6 +364,366 @@ async fn injected(cluster: &Cluster, role_name: &str, webhook_name: &str) -> any
         "cluster.webhook",
         &["caBundle does not verify", webhook_name],
         &format!("kubectl patch mutatingwebhookconfiguration {webhook_name}"),
+    )?;
+    Ok(())
+}
+
+/// The ARN of moto's provider for exactly `url`, if there is one.
+fn provider_for(cluster: &Cluster, url: &str) -> anyhow::Result<Option<String>> {
+    let out = at_moto(
+        cluster,
+        &cluster.peers.venv_bin("aws"),
+        &["iam", "list-open-id-connect-providers", "--output", "json"],
+    )?;
+    let listed: Value = serde_json::from_str(&out)?;
+    let suffix = format!(":oidc-provider/{}", url.trim_start_matches("https://"));
+    Ok(listed["OpenIDConnectProviderList"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|p| p["Arn"].as_str())
+        .find(|arn| arn.ends_with(&suffix))
+        .map(str::to_owned))
+}
+
+/// Registers a provider for `url` in moto as given (moto stores what it is told); returns its ARN.
+fn create_provider(cluster: &Cluster, url: &str, thumbprint: &str) -> anyhow::Result<String> {
+    let out = at_moto(
+        cluster,
+        &cluster.peers.venv_bin("aws"),
+        &[
+            "iam",
+            "create-open-id-connect-provider",
+            "--url",
+            url,
+            "--client-id-list",
+            irsa_e2e::cluster::AUDIENCE,
+            "--thumbprint-list",
+            thumbprint,
+            "--output",
+            "json",
+        ],
+    )?;
+    let created: Value = serde_json::from_str(&out)?;
+    created["OpenIDConnectProviderArn"]
+        .as_str()
+        .map(str::to_owned)
+        .context("create-open-id-connect-provider returned no ARN")
+}
+
+fn delete_provider(cluster: &Cluster, arn: &str) -> anyhow::Result<()> {
+    remove_provider(cluster, Some(arn.to_owned()))
+}
+
+pub(crate) async fn doctor_names_iam_misconfigurations(
+    cluster: Arc<Cluster>,
+) -> anyhow::Result<()> {
+    let issuer = cluster.issuer_url.clone();
+    let elsewhere = format!("{issuer}/old-cluster");
+    let role_name = unique("doctor-aud");
+    // The cases need the issuer's own provider absent or replaced: an earlier test's is put back after.
+    let had_provider = provider_for(&cluster, &issuer)?;
+    if let Some(arn) = &had_provider {
+        delete_provider(&cluster, arn)?;
+    }
+    let result = iam_cases(&cluster, &elsewhere, &role_name).await;
+    // Leave moto as found, whatever happened.
+    let _ = at_moto(
+        &cluster,
+        &cluster.peers.venv_bin("aws"),
+        &["iam", "delete-role", "--role-name", &role_name],
+    );
+    for url in [elsewhere.as_str(), issuer.as_str()] {
+        if let Some(arn) = provider_for(&cluster, url)? {
+            delete_provider(&cluster, &arn)?;
+        }
+    }
+    if had_provider.is_some() {
+        associate(&cluster)?;
+    }
+    result
+}
+
+async fn iam_cases(cluster: &Cluster, elsewhere: &str, role_name: &str) -> anyhow::Result<()> {
+    let issuer = cluster.issuer_url.as_str();
+    let ns = namespace(cluster, "doctor-iam", json!({})).await?;
+    service_account_with_role(cluster, &ns, "app", &cluster.minio_role_arn).await?;
+    let sa = ["--namespace", ns.as_str(), "--service-account", "app"];
+
+    // 1. A provider registered for another URL of the same host (an old path), none for the issuer.
+    let other = create_provider(cluster, elsewhere, &"ab".repeat(20))?;
+    let (code, report) = doctor(cluster, &sa)?;
+    ensure!(code == 1, "exit {code}: {report:#}");
+    failed_with(
+        &report,
+        "iam.provider",
+        &[
+            &format!("no IAM OIDC provider for {issuer}"),
+            &format!(
+                "providers exist for {}",
+                elsewhere.trim_start_matches("https://")
+            ),
+        ],
+        &format!("irsa associate-oidc-provider --issuer-url {issuer}"),
+    )?;
+    delete_provider(cluster, &other)?;
+
+    // 2. The issuer's provider with a thumbprint that is not its CA's.
+    let wrong = "0123456789abcdef0123456789abcdef01234567";
+    let provider = create_provider(cluster, issuer, wrong)?;
+    let (code, report) = doctor(cluster, &sa)?;
+    ensure!(code == 1, "exit {code}: {report:#}");
+    ensure!(
+        finding(&report, "iam.provider")?["status"] == "pass",
+        "the provider exists: {report:#}"
+    );
+    failed_with(
+        &report,
+        "iam.thumbprint",
+        &[wrong, "do not include"],
+        &format!("irsa associate-oidc-provider --issuer-url {issuer} --thumbprint auto"),
+    )?;
+    delete_provider(cluster, &provider)?;
+
+    // 3. The right provider, and a role whose trust policy admits another audience.
+    associate(cluster)?;
+    let created = at_moto(
+        cluster,
+        &cluster.peers.irsa,
+        &[
+            "create-role",
+            "--issuer-url",
+            issuer,
+            "--namespace",
+            &ns,
+            "--service-account",
+            "wrong-aud",
+            "--audience",
+            "other.example",
+            "--role-name",
+            role_name,
+            "--output",
+            "json",
+        ],
+    )?;
+    let created: Value = serde_json::from_str(&created)?;
+    let role_arn = created["role"]["role_arn"]
+        .as_str()
+        .context("role ARN")?
+        .to_owned();
+    service_account_with_role(cluster, &ns, "wrong-aud", &role_arn).await?;
+    let (code, report) = doctor(
+        cluster,
+        &["--namespace", &ns, "--service-account", "wrong-aud"],
+    )?;
+    ensure!(code == 1, "exit {code}: {report:#}");
+    ensure!(
+        finding(&report, "iam.thumbprint")?["status"] == "pass",
+        "only the audience is wrong: {report:#}"
+    );
+    failed_with(
+        &report,
+        "iam.trust-policy",
+        &[
+            "other.example",
+            "not the tokens' audience sts.amazonaws.com",
+        ],
+        &format!(
+            "irsa create-role --issuer-url {issuer} --namespace {ns} --service-account wrong-aud --role-name {role_name} --audience sts.amazonaws.com"
+        ),
+    )?;
+    Ok(())
+}
+
+/// Replaces the file of public keys the cluster's issuer serves, as an operator would (write, rename), and
+/// waits until the issuer serves exactly `kids` (it re-reads the file every second).
+async fn publish_keys(
+    cluster: &Cluster,
+    pem: &str,
+    kids: impl Fn(&std::collections::BTreeSet<String>) -> bool,
+) -> anyhow::Result<()> {
+    let staged = cluster.dir.join("issuer-keys.pem.doctor");
+    std::fs::write(&staged, pem)?;
+    std::fs::rename(&staged, &cluster.issuer_keys)?;
+    let http = cluster.http()?;
+    let url = format!("{}/openid/v1/jwks", cluster.issuer_url);
+    let mut seen = Default::default();
+    for _ in 0..100 {
+        seen = jwks_kids(&http, &url, None).await?;
+        if kids(&seen) {
+            return Ok(());
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    bail!("the issuer still serves {seen:?}")
+}
+
+/// A second `irsa issuer serve` on a free loopback port for the cluster's keys, with `leaf`'s certificate;
+/// returns it (stopped when dropped) and its issuer URL.
+async fn second_issuer(
+    cluster: &Cluster,
+    name: &str,
+    leaf: &irsa_testing::pki::Leaf,
+) -> anyhow::Result<(Process, String)> {
+    let dir = cluster.dir.join(name);
+    std::fs::create_dir_all(&dir)?;
+    let (cert, key) = (dir.join("serving.crt"), dir.join("serving.key"));
+    std::fs::write(&cert, &leaf.chain_pem)?;
+    std::fs::write(&key, &leaf.key_pem)?;
+    let (port, admin) = (free_port(), free_port());
+    let url = format!("https://127.0.0.1:{port}");
+    let path = |p: &Path| p.display().to_string();
+    let process = Process::start(
+        name,
+        &cluster.peers.irsa,
+        &[
+            "issuer".into(),
+            "serve".into(),
+            format!("--issuer-url={url}"),
+            format!("--public-key-file={}", path(&cluster.issuer_keys)),
+            format!("--tls-cert-file={}", path(&cert)),
+            format!("--tls-key-file={}", path(&key)),
+            format!("--listen=127.0.0.1:{port}"),
+            format!("--admin-listen=127.0.0.1:{admin}"),
+        ],
+        &[],
+        &cluster.dir.join("logs"),
+    )?;
+    let http = cluster.http()?;
+    for _ in 0..100 {
+        let ready = http
+            .get(format!("http://127.0.0.1:{admin}/readyz"))
+            .send()
+            .await
+            .is_ok_and(|r| r.status().is_success());
+        if ready {
+            return Ok((process, url));
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    bail!("{name} did not get ready: {}", process.log_tail(20))
+}
+
+pub(crate) async fn doctor_names_broken_issuers(cluster: Arc<Cluster>) -> anyhow::Result<()> {
+    let published = std::fs::read_to_string(&cluster.issuer_keys)?;
+    let jwks_url = format!("{}/openid/v1/jwks", cluster.issuer_url);
+    let served = jwks_kids(&cluster.http()?, &jwks_url, None).await?;
+    let result = issuer_cases(&cluster, &served).await;
+    // Put the published keys back, whatever happened, and wait until the issuer serves them again.
+    let restored = publish_keys(&cluster, &published, |kids| *kids == served).await;
+    result.and(restored)
+}
+
+async fn issuer_cases(
+    cluster: &Cluster,
+    served: &std::collections::BTreeSet<String>,
+) -> anyhow::Result<()> {
+    let ns = namespace(cluster, "doctor-issuer", json!({})).await?;
+    service_account_with_role(cluster, &ns, "app", &cluster.minio_role_arn).await?;
+    let sa = ["--namespace", ns.as_str(), "--service-account", "app"];
+    let published = std::fs::read_to_string(&cluster.issuer_keys)?;
+
+    // 1. A rotated key not published: the issuer serves another key than the one the apiserver signs with.
+    let (_, stranger) = irsa_testing::pki::signing_key();
+    publish_keys(cluster, &stranger, |kids| {
+        !kids.is_empty() && kids.is_disjoint(served)
+    })
+    .await?;
+    let (code, report) = doctor(cluster, &sa)?;
+    ensure!(code == 1, "exit {code}: {report:#}");
+    ensure!(
+        finding(&report, "jwks.keys")?["status"] == "pass",
+        "the JWKS itself is fine: {report:#}"
+    );
+    failed_with(
+        &report,
+        "jwks.current-kid",
+        &["a rotated key not published"],
+        "publish the new public key before signing with it",
+    )?;
+    publish_keys(cluster, &published, |kids| kids == served).await?;
+
+    // 2. Discovery unreachable: an issuer URL on a closed port.
+    let closed = format!("https://127.0.0.1:{}", free_port());
+    let (code, report) = doctor(cluster, &[&sa[..], &["--issuer-url", &closed]].concat())?;
+    ensure!(code == 1, "exit {code}: {report:#}");
+    failed_with(
+        &report,
+        "discovery.fetch",
+        &[
+            "cannot fetch it the way STS does",
+            "Couldn't retrieve verification key",
+        ],
+        "serve the issuer publicly over HTTPS",
+    )?;
+
+    // 3. An issuer served with a certificate from a CA STS does not trust.
+    let stranger_ca = irsa_testing::pki::Ca::new("not-a-ca-sts-trusts");
+    let (_issuer, untrusted) = second_issuer(
+        cluster,
+        &unique("doctor-untrusted-issuer"),
+        &stranger_ca.leaf(&["127.0.0.1"]),
+    )
+    .await?;
+    let (code, report) = doctor(cluster, &[&sa[..], &["--issuer-url", &untrusted]].concat())?;
+    ensure!(code == 1, "exit {code}: {report:#}");
+    failed_with(
+        &report,
+        "discovery.fetch",
+        &["certificate is not trusted"],
+        &format!("irsa associate-oidc-provider --issuer-url {untrusted} --ca-file CA.pem"),
+    )?;
+    Ok(())
+}
+
+pub(crate) async fn doctor_sees_a_skewed_sts_clock(cluster: Arc<Cluster>) -> anyhow::Result<()> {
+    let ns = namespace(cluster.as_ref(), "doctor-clock", json!({})).await?;
+    service_account_with_role(&cluster, &ns, "app", &cluster.minio_role_arn).await?;
+    // A real STS emulator (moto) whose clock runs ten minutes behind: Python's clock, shifted before the
+    // server starts, is what it stamps its Date headers with.
+    let port = free_port();
+    let _sts = Process::start(
+        &unique("moto-skewed"),
+        &cluster.peers.venv_bin("python"),
+        &[
+            "-c".into(),
+            "import sys, time\n\
+             real = time.time\n\
+             time.time = lambda: real() - 600\n\
+             from moto.server import main\n\
+             main(['-H', '127.0.0.1', '-p', sys.argv[1]])"
+                .into(),
+            port.to_string(),
+        ],
+        &[],
+        &cluster.dir.join("logs"),
+    )?;
+    let sts = format!("http://127.0.0.1:{port}");
+    let http = cluster.http()?;
+    let mut up = false;
+    for _ in 0..150 {
+        if http.get(format!("{sts}/moto-api/")).send().await.is_ok() {
+            up = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    ensure!(up, "the skewed moto did not start");
+    let (code, report) = doctor_with_sts(
+        &cluster,
+        &sts,
+        &["--namespace", &ns, "--service-account", "app"],
+    )?;
+    ensure!(code == 1, "exit {code}: {report:#}");
+    ensure!(
+        finding(&report, "sts.assume-role")?["status"] == "pass",
+        "the skewed STS still answers: {report:#}"
+    );
+    failed_with(
+        &report,
+        "clock.skew",
+        &["ahead of STS"],
+        "sync the clocks with NTP",
     )?;
     Ok(())
 }
