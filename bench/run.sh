@@ -1,13 +1,16 @@
 #!/usr/bin/env bash
 # All of irsa's benchmarks, as recorded in bench/README.md. Loopback only, bounded in time, stops what it starts.
-#   bench/run.sh            criterion (mutation core) + webhook load + webhook memory (100k SAs) + issuer vs nginx
-#   bench/run.sh criterion|load|memory|issuer   just one
-# Installs what it needs: the peers (hack/install-peers.sh), oha (cargo install, cached in ~/.cache/irsa/tools),
-# and for the issuer comparison nginx + wrk from Debian (apt-get).
+#   bench/run.sh            criterion (mutation core) + webhook load + webhook memory (100k SAs)
+#                           + irsa side by side with the reference webhook + issuer vs nginx
+#   bench/run.sh criterion|load|memory|reference|issuer   just one
+#   reference: IRSA_BENCH_REFERENCE_ARGS="--rounds 3 --seconds 20 --accounts 100000" (the defaults) to change them
+# Installs what it needs: the peers (hack/install-peers.sh), for `reference` the reference webhook
+# (hack/install-peers.sh reference-webhook), oha (cargo install, cached in ~/.cache/irsa/tools), and for the
+# issuer comparison nginx + wrk from Debian (apt-get).
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 what=("$@")
-[[ ${#what[@]} -gt 0 ]] || what=(criterion load memory issuer)
+[[ ${#what[@]} -gt 0 ]] || what=(criterion load memory reference issuer)
 tools=${IRSA_TOOLS_DIR:-$HOME/.cache/irsa/tools}
 log() { printf '\n== %s\n' "$*" >&2; }
 
@@ -35,6 +38,14 @@ for w in "${what[@]}"; do
         log "webhook load again with --worker-threads 1 (IRSA_WORKER_THREADS=1)"
         IRSA_WORKER_THREADS=1 IRSA_E2E_WEBHOOK_LOG=info IRSA_BIN=$PWD/target/release/irsa target/release/bench-webhook load
       fi ;;
+    reference)
+      eval "$(hack/install-peers.sh)"
+      eval "$(hack/install-peers.sh reference-webhook)"
+      need_oha
+      log "irsa side by side with amazon-eks-pod-identity-webhook (release build; rounds alternate)"
+      cargo build --release -p irsa -p irsa-e2e --bin irsa --bin bench-webhook
+      read -ra extra <<<"${IRSA_BENCH_REFERENCE_ARGS:-}"
+      IRSA_E2E_WEBHOOK_LOG=info IRSA_BIN=$PWD/target/release/irsa target/release/bench-webhook reference "${extra[@]}" ;;
     issuer)
       if ! command -v nginx >/dev/null || ! command -v wrk >/dev/null; then
         log "installing nginx and wrk (Debian)"
@@ -42,6 +53,6 @@ for w in "${what[@]}"; do
       fi
       cargo build --release -p irsa
       IRSA_BIN=$PWD/target/release/irsa bench/issuer-jwks.sh ;;
-    *) echo "unknown benchmark '$w' (criterion, load, memory, issuer)" >&2; exit 2 ;;
+    *) echo "unknown benchmark '$w' (criterion, load, memory, reference, issuer)" >&2; exit 2 ;;
   esac
 done

@@ -5,6 +5,7 @@
 #   (go install from the Go module proxy; `make test` lints and renders charts/irsa with it).
 # Idempotent: a peer whose pinned binary is already in the cache is skipped in well under a second.
 # Usage: hack/install-peers.sh [etcd|kube-apiserver|minio|python|cargo-tools|helm|node|kubelet|cargo-fuzz|...]...
+#   (reference-webhook: amazon-eks-pod-identity-webhook for `bench/run.sh reference`, never installed by default)
 #   (default: all of them: python cargo-tools (cargo-machete, cargo-fuzz, cargo-deny) helm etcd minio kube-apiserver node;
 #    node = node-packages (Debian's containerd, runc, CNI plugins) node-programs (hack/node) kube-controller-manager
 #    kube-scheduler kubelet: the node suite's real node)
@@ -203,6 +204,39 @@ install_helm() {
   log "helm $HELM_VERSION: installed at $dest"
 }
 
+# The reference webhook (amazon-eks-pod-identity-webhook), side by side with irsa in `bench/run.sh reference`;
+# not in the default list: only the benchmark needs it. `go install` of it fails (the proxy refuses its @v/list),
+# so the pinned module is downloaded from the Go module proxy and built inside a writable copy of its directory,
+# as its Dockerfile builds it (CGO_ENABLED=0, -s -w). One edit: it listens on ":PORT" and ":METRICS_PORT" (all
+# interfaces, no flag to bind an address); both become "127.0.0.1:..." so that the benchmark serves loopback only.
+# The edit is checked to apply exactly twice, so a new pin that moves those lines fails here instead of
+# silently listening on every interface.
+install_reference_webhook() {
+  local v=$REFERENCE_WEBHOOK_VERSION name=amazon-eks-pod-identity-webhook
+  local dest="$tools/$name-$v/bin/$name"
+  if [[ -x $dest ]]; then log "$name $v: cached at $dest"; return; fi
+  need_go
+  local module="github.com/aws/$name"
+  log "$name $v: downloading $module@$v from the Go module proxy..."
+  local dir
+  dir=$(go mod download -json "$module@$v" | sed -n 's/^\t"Dir": "\(.*\)",$/\1/p')
+  [[ -f $dir/main.go ]] || die "$name $v: could not download $module@$v from the module proxy"
+  local w; w=$(mktemp -d)
+  { cp -R "$dir" "$w/src" && chmod -R u+w "$w/src"; } || die "$name $v: copying $dir failed"
+  sed -i 's/fmt\.Sprintf(":%d", \*\(port\|metricsPort\))/fmt.Sprintf("127.0.0.1:%d", *\1)/' "$w/src/main.go"
+  [[ $(grep -c 'fmt\.Sprintf("127\.0\.0\.1:%d", \*\(port\|metricsPort\))' "$w/src/main.go") == 2 ]] \
+    || die "$name $v: the loopback edit of main.go did not apply twice (listen lines moved?); see $w/src/main.go"
+  log "$name $v: building (a minute or two on 2 cores)..."
+  (
+    cd "$w/src"
+    go build -trimpath -ldflags "-s -w -X main.webhookVersion=$v" -o "$w/$name" . 2>"$w/build.log" \
+      || { cat "$w/build.log" >&2; exit 1; }
+  ) || die "$name $v: build failed in $w"
+  install_binary "$w/$name" "$dest"
+  rm -rf "$w"
+  log "$name $v: installed at $dest"
+}
+
 # The node suite's own programs, from hack/node/: the pod sandbox's pause program and sdk-probe, an unmodified
 # aws-sdk-go-v2 program (its module pins the SDK; go.sum checks it). Static, cached under a hash of their
 # sources so that an edit rebuilds them.
@@ -261,6 +295,7 @@ IRSA_HELM=$tools/helm-$HELM_VERSION/bin/helm
 IRSA_CARGO_FUZZ=$tools/cargo-fuzz-$CARGO_FUZZ_VERSION/bin/cargo-fuzz
 IRSA_CARGO_DENY=$tools/cargo-deny-$CARGO_DENY_VERSION/bin/cargo-deny
 IRSA_NODE_PROGRAMS=$(node_programs_dir)
+IRSA_REFERENCE_WEBHOOK=$tools/amazon-eks-pod-identity-webhook-$REFERENCE_WEBHOOK_VERSION/bin/amazon-eks-pod-identity-webhook
 PATHS
 }
 
@@ -284,8 +319,9 @@ for t in "${targets[@]}"; do
     cargo-fuzz) install_cargo_bin cargo-fuzz "$CARGO_FUZZ_VERSION" ;;
     cargo-deny) install_cargo_bin cargo-deny "$CARGO_DENY_VERSION" ;;
     helm) install_helm ;;
+    reference-webhook) install_reference_webhook ;;
     paths) ;;
-    *) die "unknown peer '$t' (expected etcd, kube-apiserver, minio, python, cargo-tools, helm, node, node-packages, node-programs, kube-controller-manager, kube-scheduler, kubelet, cargo-fuzz, cargo-deny, paths)" ;;
+    *) die "unknown peer '$t' (expected etcd, kube-apiserver, minio, python, cargo-tools, helm, node, node-packages, node-programs, kube-controller-manager, kube-scheduler, kubelet, cargo-fuzz, cargo-deny, reference-webhook, paths)" ;;
   esac
 done
 print_paths

@@ -4,16 +4,24 @@
 //!   keep-alive by `oha`: a fixed 2,000 requests/s on 4 connections (p50/p99 as the client sees them, latency
 //!   corrected for coordinated omission), then saturation on 16 connections;
 //! - memory: the webhook's RSS after its watch has indexed N ServiceAccounts (default 100,000) created in the
-//!   real apiserver across 1,000 namespaces, a third of them annotated.
+//!   real apiserver across 1,000 namespaces, a third of them annotated;
+//! - reference: irsa side by side with the reference webhook (amazon-eks-pod-identity-webhook, see
+//!   [`reference`]): the same apiserver, certificate, review and load, rounds alternating between them.
 //!
-//! Usage: bench-webhook [load] [memory] [--accounts N] [--seconds S]; IRSA_BIN should be a release build and
-//! OHA the oha binary. Prints markdown rows for bench/README.md.
+//! Usage: bench-webhook [load] [memory] [reference] [--accounts N] [--seconds S] [--rounds R] (no mode: load
+//! and memory); IRSA_BIN should be a release build, OHA the oha binary, and for `reference`
+//! IRSA_REFERENCE_WEBHOOK the reference's binary (default: where `hack/install-peers.sh reference-webhook` puts
+//! it). Prints markdown rows for bench/README.md.
 
-use std::process::Command;
+mod agree;
+mod oha;
+mod procstat;
+mod reference;
+
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use anyhow::{Context as _, bail};
+use anyhow::Context as _;
 use futures::StreamExt as _;
 use irsa_e2e::cluster::Cluster;
 use irsa_e2e::peers::{Peers, workspace_root};
@@ -22,6 +30,8 @@ use k8s_openapi::api::core::v1::{Namespace, ServiceAccount};
 use kube::Api;
 use kube::api::PostParams;
 use serde_json::{Value, json};
+
+use crate::procstat::rss_kib;
 
 fn arg_value(name: &str) -> Option<String> {
     let args: Vec<String> = std::env::args().collect();
@@ -32,39 +42,79 @@ fn arg_value(name: &str) -> Option<String> {
 
 fn main() -> anyhow::Result<()> {
     let args: Vec<String> = std::env::args().collect();
-    let (mut load, mut memory) = (
-        args.iter().any(|a| a == "load"),
-        args.iter().any(|a| a == "memory"),
-    );
-    if !load && !memory {
+    let mode = |m: &str| args.iter().any(|a| a == m);
+    let (mut load, mut memory, compare) = (mode("load"), mode("memory"), mode("reference"));
+    if !load && !memory && !compare {
         (load, memory) = (true, true);
     }
     let accounts: usize = arg_value("--accounts").map_or(Ok(100_000), |v| v.parse())?;
     let seconds: u64 = arg_value("--seconds").map_or(Ok(20), |v| v.parse())?;
+    let rounds: usize = arg_value("--rounds").map_or(Ok(3), |v| v.parse())?;
     let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
     let runtime = tokio::runtime::Runtime::new()?;
     runtime.block_on(async {
         let cluster = Arc::new(Cluster::start(Peers::locate()?).await?);
-        println!("| what | command | result |\n|---|---|---|");
+        if load || memory {
+            println!("| what | command | result |\n|---|---|---|");
+        }
         if load {
             bench_load(&cluster, seconds).await?;
         }
         if memory {
             bench_memory(&cluster, accounts).await?;
         }
+        if compare {
+            reference::run(&cluster, accounts, seconds, rounds).await?;
+        }
         anyhow::Ok(())
     })
 }
 
-async fn bench_load(cluster: &Cluster, seconds: u64) -> anyhow::Result<()> {
-    let fixture = workspace_root().join("webhook/benches/fixtures/review-6kb.json");
-    let review: Value = serde_json::from_slice(&std::fs::read(&fixture)?)?;
-    let namespace = review["request"]["namespace"]
-        .as_str()
-        .context("namespace")?;
-    let account = review["request"]["object"]["spec"]["serviceAccountName"]
-        .as_str()
-        .context("account")?;
+/// The realistic review: its path, its body, and the namespace and ServiceAccount its pod names.
+pub struct Review {
+    /// `webhook/benches/fixtures/review-6kb.json`.
+    pub path: std::path::PathBuf,
+    /// The AdmissionReview.
+    pub body: Value,
+    /// `request.namespace`.
+    pub namespace: String,
+    /// The pod's `serviceAccountName`.
+    pub account: String,
+}
+
+/// The role ARN the review's ServiceAccount is annotated with.
+pub const REVIEW_ROLE_ARN: &str = "arn:aws:iam::111122223333:role/orders-api";
+
+impl Review {
+    /// Reads the fixture.
+    pub fn read() -> anyhow::Result<Self> {
+        let path = workspace_root().join("webhook/benches/fixtures/review-6kb.json");
+        let body: Value = serde_json::from_slice(&std::fs::read(&path)?)?;
+        let text = |v: &Value, what: &str| v.as_str().map(str::to_owned).context(what.to_owned());
+        Ok(Self {
+            namespace: text(&body["request"]["namespace"], "namespace")?,
+            account: text(
+                &body["request"]["object"]["spec"]["serviceAccountName"],
+                "account",
+            )?,
+            path,
+            body,
+        })
+    }
+
+    /// Creates its namespace and its ServiceAccount, annotated with [`REVIEW_ROLE_ARN`].
+    pub async fn create_account(&self, cluster: &Cluster) -> anyhow::Result<()> {
+        create_annotated_account(cluster, &self.namespace, &self.account, REVIEW_ROLE_ARN).await
+    }
+}
+
+/// Creates the namespace `namespace` and in it the ServiceAccount `name` annotated with `role_arn`.
+pub async fn create_annotated_account(
+    cluster: &Cluster,
+    namespace: &str,
+    name: &str,
+    role_arn: &str,
+) -> anyhow::Result<()> {
     let client = cluster.client().await?;
     Api::<Namespace>::all(client.clone())
         .create(
@@ -75,10 +125,16 @@ async fn bench_load(cluster: &Cluster, seconds: u64) -> anyhow::Result<()> {
     Api::<ServiceAccount>::namespaced(client, namespace)
         .create(
             &PostParams::default(),
-            &serde_json::from_value(json!({"metadata": {"name": account, "annotations": {
-                "eks.amazonaws.com/role-arn": "arn:aws:iam::111122223333:role/orders-api"}}}))?,
+            &serde_json::from_value(json!({"metadata": {"name": name, "annotations": {
+                "eks.amazonaws.com/role-arn": role_arn}}}))?,
         )
         .await?;
+    Ok(())
+}
+
+async fn bench_load(cluster: &Cluster, seconds: u64) -> anyhow::Result<()> {
+    let review = Review::read()?;
+    review.create_account(cluster).await?;
     // Admissions need neither the STS nor IAM: stop them so their background work does not skew the tail.
     cluster.stop_peer("minio");
     cluster.stop_peer("moto");
@@ -86,7 +142,7 @@ async fn bench_load(cluster: &Cluster, seconds: u64) -> anyhow::Result<()> {
     tokio::time::sleep(Duration::from_secs(2)).await;
     let duration = format!("{seconds}s");
     let fixture_name = "6.6 KB review";
-    let fixture = fixture.display().to_string();
+    let fixture = review.path.display().to_string();
     let fixed = ["-c", "4", "-q", "2000", "--latency-correction"];
     let jwks = format!("{}/openid/v1/jwks", cluster.issuer_url);
     oha_row(
@@ -128,55 +184,15 @@ fn oha_row(
     body: Option<&str>,
     url: &str,
 ) -> anyhow::Result<()> {
-    let oha = std::env::var("OHA").unwrap_or_else(|_| "oha".into());
-    let mut command = Command::new(&oha);
-    // At a fixed rate one client thread is plenty, and oha's own cross-thread wake-ups would otherwise be most of
-    // the tail it reports; at saturation it gets every core.
-    let single_threaded = extra.contains(&"-q");
-    if single_threaded {
-        command.env("TOKIO_WORKER_THREADS", "1");
-    }
-    command
-        .args([
-            "--no-tui",
-            "--output-format",
-            "json",
-            "--insecure",
-            "-z",
-            duration,
-        ])
-        .args(extra);
-    if let Some(body) = body {
-        command.args(["-m", "POST", "-T", "application/json", "-D", body]);
-    }
-    let output = command
-        .arg(url)
-        .output()
-        .with_context(|| format!("running {oha}"))?;
-    if !output.status.success() {
-        bail!("oha failed: {}", String::from_utf8_lossy(&output.stderr));
-    }
-    let report: Value = serde_json::from_slice(&output.stdout).context("oha's JSON report")?;
-    let summary = &report["summary"];
-    let percentile = |p: &str| report["latencyPercentiles"][p].as_f64().unwrap_or(f64::NAN) * 1e3;
+    let report = oha::run(duration, extra, body, url)?;
     println!(
-        "| {what} | `{}oha -z {duration} {}{}` | {:.0} req/s, p50 {:.3} ms, p99 {:.3} ms, success {:.4}, statuses {} |",
-        if single_threaded {
-            "TOKIO_WORKER_THREADS=1 "
-        } else {
-            ""
-        },
-        extra.join(" "),
-        if body.is_some() {
-            " -m POST -D review-6kb.json"
-        } else {
-            ""
-        },
-        summary["requestsPerSec"].as_f64().unwrap_or(f64::NAN),
-        percentile("p50"),
-        percentile("p99"),
-        summary["successRate"].as_f64().unwrap_or(f64::NAN),
-        report["statusCodeDistribution"],
+        "| {what} | `{}` | {:.0} req/s, p50 {:.3} ms, p99 {:.3} ms, success {:.4}, statuses {} |",
+        oha::command_line(duration, extra, body.is_some()),
+        report.rps,
+        report.p50_ms,
+        report.p99_ms,
+        report.success,
+        report.statuses,
     );
     Ok(())
 }
@@ -208,25 +224,9 @@ fn bucket_quantile(before: &[(String, f64)], after: &[(String, f64)], q: f64) ->
     )
 }
 
-fn rss_kib(pid: u32) -> anyhow::Result<(u64, u64)> {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status"))?;
-    let field = |name: &str| -> Option<u64> {
-        status
-            .lines()
-            .find(|l| l.starts_with(name))?
-            .split_whitespace()
-            .nth(1)?
-            .parse()
-            .ok()
-    };
-    Ok((
-        field("VmRSS:").context("VmRSS")?,
-        field("VmHWM:").context("VmHWM")?,
-    ))
-}
-
-async fn cached_accounts(cluster: &Cluster) -> anyhow::Result<u64> {
-    let metrics = cluster.metrics(&cluster.webhook_admin).await?;
+/// How many ServiceAccounts the irsa webhook with admin base URL `admin` has indexed.
+pub async fn cached_accounts(cluster: &Cluster, admin: &str) -> anyhow::Result<u64> {
+    let metrics = cluster.metrics(admin).await?;
     Ok(metrics
         .lines()
         .find_map(|l| l.strip_prefix("irsa_webhook_cached_service_accounts "))
@@ -258,9 +258,12 @@ where
         .await
 }
 
-async fn bench_memory(cluster: &Cluster, accounts: usize) -> anyhow::Result<()> {
-    let pid = cluster.pid_of("webhook").context("the webhook's PID")?;
-    let (idle, _) = rss_kib(pid)?;
+/// Creates `accounts` ServiceAccounts across up to 1,000 namespaces `mem-N`, a third of them annotated with a
+/// role ARN; returns the number of namespaces and how long it took.
+pub async fn create_accounts(
+    cluster: &Cluster,
+    accounts: usize,
+) -> anyhow::Result<(usize, Duration)> {
     let client = cluster.client().await?;
     let namespaces = 1_000.min(accounts.max(1));
     let started = Instant::now();
@@ -283,19 +286,30 @@ async fn bench_memory(cluster: &Cluster, accounts: usize) -> anyhow::Result<()> 
         )
     })
     .await?;
-    let created = started.elapsed();
+    Ok((namespaces, started.elapsed()))
+}
+
+/// Waits until the irsa webhook with admin base URL `admin` has indexed at least `accounts` ServiceAccounts.
+pub async fn wait_indexed(cluster: &Cluster, admin: &str, accounts: usize) -> anyhow::Result<()> {
     Wait::up_to(Duration::from_secs(300))
         .every(Duration::from_millis(500))
         .try_until(
             &format!("the webhook indexes all {accounts} accounts"),
             || async {
-                let cached = cached_accounts(cluster).await?;
+                let cached = cached_accounts(cluster, admin).await?;
                 anyhow::Ok(Check::ready_if(cached >= accounts as u64, || {
                     format!("{cached} indexed")
                 }))
             },
         )
-        .await?;
+        .await
+}
+
+async fn bench_memory(cluster: &Cluster, accounts: usize) -> anyhow::Result<()> {
+    let pid = cluster.pid_of("webhook").context("the webhook's PID")?;
+    let (idle, _) = rss_kib(pid)?;
+    let (namespaces, created) = create_accounts(cluster, accounts).await?;
+    wait_indexed(cluster, &cluster.webhook_admin, accounts).await?;
     let (rss, peak) = rss_kib(pid)?;
     println!(
         "| webhook RSS with {accounts} ServiceAccounts indexed (1/3 annotated, {namespaces} namespaces; created in {:.0} s) | `/proc/<webhook>/status` | VmRSS {:.1} MB (idle {:.1} MB), VmHWM {:.1} MB |",

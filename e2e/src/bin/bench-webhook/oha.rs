@@ -1,0 +1,95 @@
+//! The load generator: `oha` (the binary in `$OHA`) over TLS with keep-alive, its JSON report read back.
+
+use std::process::Command;
+
+use anyhow::{Context as _, bail};
+use serde_json::Value;
+
+/// What one `oha` run measured.
+pub struct Report {
+    /// Responses per second.
+    pub rps: f64,
+    /// Median latency, ms.
+    pub p50_ms: f64,
+    /// 99th percentile latency, ms.
+    pub p99_ms: f64,
+    /// Responses received (any status).
+    pub responses: u64,
+    /// oha's success rate (0..1).
+    pub success: f64,
+    /// Responses by HTTP status, as oha reports them.
+    pub statuses: Value,
+}
+
+/// One run of `-z duration` with `extra` flags against `url`, POSTing the file `body` if given.
+pub fn run(
+    duration: &str,
+    extra: &[&str],
+    body: Option<&str>,
+    url: &str,
+) -> anyhow::Result<Report> {
+    let oha = std::env::var("OHA").unwrap_or_else(|_| "oha".into());
+    let mut command = Command::new(&oha);
+    if single_threaded(extra) {
+        command.env("TOKIO_WORKER_THREADS", "1");
+    }
+    command
+        .args([
+            "--no-tui",
+            "--output-format",
+            "json",
+            "--insecure",
+            "-z",
+            duration,
+        ])
+        .args(extra);
+    if let Some(body) = body {
+        command.args(["-m", "POST", "-T", "application/json", "-D", body]);
+    }
+    let output = command
+        .arg(url)
+        .output()
+        .with_context(|| format!("running {oha}"))?;
+    if !output.status.success() {
+        bail!("oha failed: {}", String::from_utf8_lossy(&output.stderr));
+    }
+    let report: Value = serde_json::from_slice(&output.stdout).context("oha's JSON report")?;
+    let summary = &report["summary"];
+    let percentile = |p: &str| report["latencyPercentiles"][p].as_f64().unwrap_or(f64::NAN) * 1e3;
+    let statuses = report["statusCodeDistribution"].clone();
+    let responses = statuses
+        .as_object()
+        .map_or(0, |m| m.values().filter_map(Value::as_u64).sum());
+    Ok(Report {
+        rps: summary["requestsPerSec"].as_f64().unwrap_or(f64::NAN),
+        p50_ms: percentile("p50"),
+        p99_ms: percentile("p99"),
+        responses,
+        success: summary["successRate"].as_f64().unwrap_or(f64::NAN),
+        statuses,
+    })
+}
+
+/// At a fixed rate one client thread is plenty, and oha's own cross-thread wake-ups would otherwise be most of
+/// the tail it reports; at saturation it gets every core.
+fn single_threaded(extra: &[&str]) -> bool {
+    extra.contains(&"-q")
+}
+
+/// The command line of a run, as the tables print it.
+pub fn command_line(duration: &str, extra: &[&str], body: bool) -> String {
+    format!(
+        "{}oha -z {duration} {}{}",
+        if single_threaded(extra) {
+            "TOKIO_WORKER_THREADS=1 "
+        } else {
+            ""
+        },
+        extra.join(" "),
+        if body {
+            " -m POST -D review-6kb.json"
+        } else {
+            ""
+        },
+    )
+}
