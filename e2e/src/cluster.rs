@@ -375,8 +375,9 @@ impl Cluster {
         write(&self.kubeconfig, kubeconfig)
     }
 
-    /// (Re)starts kube-apiserver with every signing key's public half and the last one signing.
-    async fn start_apiserver(&self) -> anyhow::Result<()> {
+    /// (Re)starts kube-apiserver with every signing key's public half and the last one signing: the same
+    /// flags, port and etcd each time; returns once it is ready.
+    pub async fn start_apiserver(&self) -> anyhow::Result<()> {
         eprintln!("[e2e] starting kube-apiserver");
         let dir = &self.dir;
         write(
@@ -647,16 +648,31 @@ impl Cluster {
         write(&staged, published)?;
         std::fs::rename(&staged, &self.issuer_keys)?;
         self.signing_keys.lock().unwrap().push((key, public_path));
-        {
-            let mut processes = self.processes.lock().unwrap();
-            if let Some(at) = processes.iter().position(|p| p.name() == "kube-apiserver") {
-                let mut old = processes.remove(at);
-                old.stop();
-                let rotated = self.dir.join("logs/kube-apiserver.before-rotation.log");
-                let _ = std::fs::rename(old.log(), rotated);
-            }
-        }
+        self.stop_apiserver("before-rotation");
         self.start_apiserver().await
+    }
+
+    /// Stops kube-apiserver alone (etcd and every other peer keep running), keeping its log as
+    /// `logs/kube-apiserver.<log_suffix>.log`; [`Self::start_apiserver`] brings it back as it was.
+    pub fn stop_apiserver(&self, log_suffix: &str) {
+        self.end_apiserver(log_suffix, Process::stop);
+    }
+
+    /// [`Self::stop_apiserver`], but at once (SIGKILL), as a crash or an OOM kill ends it.
+    pub fn kill_apiserver(&self, log_suffix: &str) {
+        self.end_apiserver(log_suffix, Process::kill);
+    }
+
+    fn end_apiserver(&self, log_suffix: &str, end: fn(&mut Process)) {
+        let mut processes = self.processes.lock().unwrap();
+        if let Some(at) = processes.iter().position(|p| p.name() == "kube-apiserver") {
+            let mut old = processes.remove(at);
+            end(&mut old);
+            let kept = self
+                .dir
+                .join(format!("logs/kube-apiserver.{log_suffix}.log"));
+            let _ = std::fs::rename(old.log(), kept);
+        }
     }
 
     /// Keeps the run directory (logs) instead of deleting it; returns its path.

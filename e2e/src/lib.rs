@@ -6,6 +6,7 @@
 //! manager and the scheduler, with irsa installed from its image as its manifests say.
 
 pub mod cluster;
+pub mod fault_proxy;
 pub mod node;
 pub mod oci;
 pub mod peers;

@@ -123,6 +123,23 @@ impl Process {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+
+    /// Kills the program at once (SIGKILL), as a crash would, and waits for its guard to notice.
+    pub fn kill(&mut self) {
+        if let Some(pid) = self.program_pid() {
+            let _ = Command::new("kill")
+                .arg("-KILL")
+                .arg(pid.to_string())
+                .status();
+        }
+        // The guard sees its child gone within its 0.3 s poll and exits; `stop` is the backstop.
+        let exited = Wait::up_to(Duration::from_secs(3)).until_blocking("the guard exits", || {
+            Check::ready_if(self.exited(), || "still running".to_owned())
+        });
+        if exited.is_err() {
+            self.stop();
+        }
+    }
 }
 
 impl Drop for Process {

@@ -108,7 +108,6 @@ async fn an_h2_client_that_stops_answering_pings_is_closed_after_the_keep_alive_
 }
 
 #[tokio::test]
-#[ignore = "bug: the connection is closed, but connection::serve sees hyper end it without a timeout error"]
 async fn a_keep_alive_close_is_counted() {
     let server = start().await;
     let mut client = connect_h2(&server).await;

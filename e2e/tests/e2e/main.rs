@@ -10,6 +10,7 @@
 
 mod credentials;
 mod doctor;
+mod faults;
 mod iam;
 mod issuer;
 mod manifests;
@@ -54,12 +55,19 @@ fn main() -> ExitCode {
         manifests::manifests_render_and_apply_with_server_dry_run,
         self_signed::self_signed_mode_patches_its_ca_bundle_and_is_called,
         migrate::migrate_from_kiam_and_kube2iam,
+        faults::a_service_account_annotated_while_the_watch_is_stalled_is_found_by_a_direct_get,
+        faults::certificate_secret_swapped_under_load_fails_no_handshake,
+        faults::slow_clients_are_closed_at_their_timeouts_while_good_ones_are_served,
     ];
     // Tests that change the shared cluster for whoever runs after them, so they run after every other one.
     // Rotation stops kube-apiserver and starts it again with a second signing key, the issuer publishing both:
     // a test after it would meet watchers (the webhook's cache) still reconnecting to a fresh apiserver, and two
     // keys where the others expect the run's one.
-    let disruptive = tests![rotation::rotation_keeps_old_and_new_tokens_valid];
+    // The apiserver restart under load likewise, before it.
+    let disruptive = tests![
+        faults::apiserver_restart_mid_load_recovers_the_watch_and_admits_nothing_silently,
+        rotation::rotation_keeps_old_and_new_tokens_valid,
+    ];
     let tests: Vec<(&'static str, TestFn)> = ordinary.into_iter().chain(disruptive).collect();
     if let Some(listed) = runner::list_only(&args, &tests) {
         return listed.exit_code();

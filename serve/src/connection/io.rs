@@ -6,6 +6,10 @@
 //! read yet: a 413 for a body too large was lost that way in two tries out of three. So closing sends our
 //! FIN (and TLS close_notify) first, then reads and discards what the client still sends, until it closes
 //! too or [`LINGER`] passes.
+//!
+//! The lingering happens after hyper has let go of the stream, not inside its shutdown: hyper tells why a
+//! connection ended (an unanswered h2 PING) only when its connection future returns, and a linger inside
+//! that future kept the answer, and the count of the close, waiting for up to [`LINGER`].
 
 use std::io;
 use std::pin::Pin;
@@ -13,8 +17,9 @@ use std::sync::Arc;
 use std::task::{Context, Poll, ready};
 use std::time::Duration;
 
-use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
-use tokio::time::Sleep;
+use tokio::io::{AsyncRead, AsyncReadExt as _, AsyncWrite, ReadBuf};
+use tokio::sync::oneshot;
+use tokio::time::Instant;
 
 use super::activity::Activity;
 
@@ -22,25 +27,47 @@ use super::activity::Activity;
 /// our response and stop.
 pub(crate) const LINGER: Duration = Duration::from_secs(2);
 
-enum Closing {
-    Open,
-    Draining(Pin<Box<Sleep>>),
-    Closed,
+/// A stream that reports its reads and, once hyper has shut it down and dropped it, hands it over to be
+/// lingered on.
+pub(crate) struct Tracked<S> {
+    /// Always `Some` until the drop hands it over.
+    inner: Option<S>,
+    activity: Arc<Activity>,
+    /// Where the stream goes when dropped, if it was shut down.
+    handover: Option<oneshot::Sender<S>>,
+    shut_down: bool,
 }
 
-/// A stream that reports its reads and lingers on close.
-pub(crate) struct Tracked<S> {
-    inner: S,
-    activity: Arc<Activity>,
-    closing: Closing,
-}
+/// The receiving end of a [`Tracked`] stream's handover: the stream, if hyper shut it down.
+pub(crate) type Handover<S> = oneshot::Receiver<S>;
 
 impl<S> Tracked<S> {
-    pub(crate) fn new(inner: S, activity: Arc<Activity>) -> Self {
-        Self {
-            inner,
+    pub(crate) fn new(inner: S, activity: Arc<Activity>) -> (Self, Handover<S>) {
+        let (sender, receiver) = oneshot::channel();
+        let tracked = Self {
+            inner: Some(inner),
             activity,
-            closing: Closing::Open,
+            handover: Some(sender),
+            shut_down: false,
+        };
+        (tracked, receiver)
+    }
+
+    fn inner(&mut self) -> io::Result<&mut S> {
+        self.inner
+            .as_mut()
+            .ok_or_else(|| io::Error::from(io::ErrorKind::NotConnected))
+    }
+}
+
+impl<S> Drop for Tracked<S> {
+    fn drop(&mut self) {
+        // Only a stream hyper closed politely lingers; one dropped mid-request (a timeout) is cut at once.
+        if !self.shut_down {
+            return;
+        }
+        if let (Some(sender), Some(inner)) = (self.handover.take(), self.inner.take()) {
+            let _ = sender.send(inner);
         }
     }
 }
@@ -53,7 +80,7 @@ impl<S: AsyncRead + Unpin> AsyncRead for Tracked<S> {
     ) -> Poll<io::Result<()>> {
         let this = self.get_mut();
         let before = buf.filled().len();
-        ready!(Pin::new(&mut this.inner).poll_read(cx, buf))?;
+        ready!(Pin::new(this.inner()?).poll_read(cx, buf))?;
         this.activity.read(&buf.filled()[before..]);
         Poll::Ready(Ok(()))
     }
@@ -65,7 +92,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> AsyncWrite for Tracked<S> {
         cx: &mut Context<'_>,
         buf: &[u8],
     ) -> Poll<io::Result<usize>> {
-        Pin::new(&mut self.get_mut().inner).poll_write(cx, buf)
+        Pin::new(self.get_mut().inner()?).poll_write(cx, buf)
     }
 
     fn poll_write_vectored(
@@ -73,50 +100,37 @@ impl<S: AsyncRead + AsyncWrite + Unpin> AsyncWrite for Tracked<S> {
         cx: &mut Context<'_>,
         bufs: &[io::IoSlice<'_>],
     ) -> Poll<io::Result<usize>> {
-        Pin::new(&mut self.get_mut().inner).poll_write_vectored(cx, bufs)
+        Pin::new(self.get_mut().inner()?).poll_write_vectored(cx, bufs)
     }
 
     fn is_write_vectored(&self) -> bool {
-        self.inner.is_write_vectored()
+        self.inner.as_ref().is_some_and(S::is_write_vectored)
     }
 
     fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.get_mut().inner).poll_flush(cx)
+        Pin::new(self.get_mut().inner()?).poll_flush(cx)
     }
 
     fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         let this = self.get_mut();
-        loop {
-            match &mut this.closing {
-                Closing::Open => {
-                    // Our side is done either way; a failed shutdown (the peer already gone) ends it here.
-                    if ready!(Pin::new(&mut this.inner).poll_shutdown(cx)).is_err() {
-                        this.closing = Closing::Closed;
-                    } else {
-                        this.closing = Closing::Draining(Box::pin(tokio::time::sleep(LINGER)));
-                    }
-                }
-                Closing::Draining(until) => {
-                    let mut scratch = [0u8; 4096];
-                    let mut buf = ReadBuf::new(&mut scratch);
-                    match Pin::new(&mut this.inner).poll_read(cx, &mut buf) {
-                        // More of what nobody will read: discard it, and keep reading.
-                        Poll::Ready(Ok(())) if !buf.filled().is_empty() => {
-                            // The clock, not the timer: a fast sender never lets this task park.
-                            if tokio::time::Instant::now() >= until.deadline() {
-                                this.closing = Closing::Closed;
-                            }
-                        }
-                        // The client closed too (or broke the connection): nothing left to protect.
-                        Poll::Ready(_) => this.closing = Closing::Closed,
-                        Poll::Pending => {
-                            ready!(until.as_mut().poll(cx));
-                            this.closing = Closing::Closed;
-                        }
-                    }
-                }
-                Closing::Closed => return Poll::Ready(Ok(())),
-            }
+        // Our side is done either way; a failed shutdown (the peer already gone) leaves nothing to linger on.
+        this.shut_down = ready!(Pin::new(this.inner()?).poll_shutdown(cx)).is_ok();
+        Poll::Ready(Ok(()))
+    }
+}
+
+/// Reads and discards what the client still sends on a `stream` we shut down, until it closes too, the
+/// connection breaks, or [`LINGER`] passes.
+pub(crate) async fn linger<S: AsyncRead + Unpin>(mut stream: S) {
+    let until = Instant::now() + LINGER;
+    let mut scratch = [0u8; 4096];
+    loop {
+        match tokio::time::timeout_at(until, stream.read(&mut scratch)).await {
+            // More of what nobody will read: discard it and keep reading, but by the clock, not the timer,
+            // since a fast sender never lets the timeout fire.
+            Ok(Ok(n)) if n > 0 && Instant::now() < until => {}
+            // The client closed too, broke the connection, or took too long: nothing left to protect.
+            _ => return,
         }
     }
 }

@@ -71,56 +71,64 @@ pub(crate) async fn serve<S>(
     let limits = &connections.limits;
     let activity = Activity::new(protocol);
     let service = service(router, activity.clone(), connections.clone());
-    let connection = builder.serve_connection_with_upgrades(
-        TokioIo::new(Tracked::new(stream, activity.clone())),
-        service,
-    );
-    tokio::pin!(connection);
-    loop {
-        let deadline = activity.deadline(limits);
-        let expiry = async {
-            match deadline {
-                Some((at, _)) => tokio::time::sleep_until(at).await,
-                None => std::future::pending().await,
-            }
-        };
-        tokio::select! {
-            result = connection.as_mut() => {
-                if let Err(err) = result {
-                    let timed_out = err
-                        .downcast_ref::<hyper::Error>()
-                        .is_some_and(hyper::Error::is_timeout);
-                    // hyper's only clock here is the h2 keep-alive: an unanswered PING.
-                    if timed_out {
-                        connections.closed.count(CloseReason::KeepAliveTimeout);
+    let (stream, mut handover) = Tracked::new(stream, activity.clone());
+    // In its own future, so that the connection, and with it hyper's hold on the stream, is dropped when it
+    // ends.
+    let watch = async {
+        let connection = builder.serve_connection_with_upgrades(TokioIo::new(stream), service);
+        tokio::pin!(connection);
+        loop {
+            let deadline = activity.deadline(limits);
+            let expiry = async {
+                match deadline {
+                    Some((at, _)) => tokio::time::sleep_until(at).await,
+                    None => std::future::pending().await,
+                }
+            };
+            tokio::select! {
+                result = connection.as_mut() => {
+                    if let Err(err) = result {
+                        let timed_out = err
+                            .downcast_ref::<hyper::Error>()
+                            .is_some_and(hyper::Error::is_timeout);
+                        // hyper's only clock here is the h2 keep-alive: an unanswered PING.
+                        if timed_out {
+                            connections.closed.count(CloseReason::KeepAliveTimeout);
+                        }
+                        tracing::debug!(%err, "connection ended with an error");
                     }
-                    tracing::debug!(%err, "connection ended with an error");
+                    return;
                 }
-                return;
-            }
-            _ = shutdown.triggered() => {
-                connection.as_mut().graceful_shutdown();
-                let _ = connection.await;
-                return;
-            }
-            _ = activity.changed() => continue,
-            _ = expiry => {
-                // Re-read: a request may have begun since the deadline was taken.
-                let Some((at, reason)) = activity.deadline(limits) else { continue };
-                if Instant::now() < at {
-                    continue;
-                }
-                connections.closed.count(reason);
-                tracing::debug!(reason = reason.as_str(), "closing a connection");
-                if reason == CloseReason::IdleTimeout {
-                    // Between requests: close politely (h2: GOAWAY), so the client opens a new connection.
+                _ = shutdown.triggered() => {
                     connection.as_mut().graceful_shutdown();
-                    let _ = tokio::time::timeout(CLOSE_GRACE, connection).await;
+                    let _ = connection.await;
+                    return;
                 }
-                // Mid-headers, or nothing said: no request to answer; dropping the connection closes it.
-                return;
+                _ = activity.changed() => continue,
+                _ = expiry => {
+                    // Re-read: a request may have begun since the deadline was taken.
+                    let Some((at, reason)) = activity.deadline(limits) else { continue };
+                    if Instant::now() < at {
+                        continue;
+                    }
+                    connections.closed.count(reason);
+                    tracing::debug!(reason = reason.as_str(), "closing a connection");
+                    if reason == CloseReason::IdleTimeout {
+                        // Between requests: close politely (h2: GOAWAY), so the client opens a new connection.
+                        connection.as_mut().graceful_shutdown();
+                        let _ = tokio::time::timeout(CLOSE_GRACE, connection).await;
+                    }
+                    // Mid-headers, or nothing said: no request to answer; dropping the connection closes it.
+                    return;
+                }
             }
         }
+    };
+    watch.await;
+    // If hyper closed the stream, let the client read the last answer before the socket goes: after the
+    // close was counted, not before. (An upgraded stream is not hyper's to hand over: nothing to wait for.)
+    if let Ok(stream) = handover.try_recv() {
+        io::linger(stream).await;
     }
 }
 

@@ -154,9 +154,13 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         timeout: args.lookup_timeout,
         ..LookupLimits::default()
     };
+    // The direct GETs get a client of their own: with the watches' client they could ride a pooled
+    // connection opened beside the watches, which a path that stalls the watches stalls too (the e2e fault
+    // test `a_service_account_annotated_while_the_watch_is_stalled_is_found_by_a_direct_get`).
+    let lookups = args.kube.client().await?;
     let resolver = Resolver::new(
         index,
-        client,
+        lookups,
         config.annotation_prefix.clone(),
         limits,
         metrics.clone(),
