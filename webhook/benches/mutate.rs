@@ -82,6 +82,11 @@ fn bench(c: &mut Criterion) {
     c.bench_function("mutate/review-6kb", |b| {
         b.iter(|| mutate(black_box(pod), Some(&sa), None, &cfg))
     });
+    // The third part of `admit`: the response with its base64 patch (the 9 operations of the review).
+    let decision = Policy::default().mutation(mutate(pod, Some(&sa), None, &cfg));
+    c.bench_function("encode/review-6kb", |b| {
+        b.iter(|| review::response(black_box(&request.uid), black_box(&decision)))
+    });
 }
 
 mod group {

@@ -38,10 +38,10 @@ impl PatchBuilder {
         }
         let path = pointer(parent.iter().copied().chain([field]));
         if exists {
+            let mut end = path;
+            end.push_back("-");
             for item in items {
-                let mut end = path.clone();
-                end.push_back("-");
-                self.ops.push(add(end, item));
+                self.ops.push(add(end.clone(), item));
             }
         } else {
             self.ops.push(add(path, Value::Array(items)));

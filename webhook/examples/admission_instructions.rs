@@ -1,0 +1,256 @@
+//! Runs one step of the admission hot path N times over the 6.6 KB review, for instruction counts under
+//! valgrind (`bench/README.md`, decode section): wall-clock timings on the shared 2-core VM are too noisy to
+//! compare a few microseconds, instruction counts are not.
+//!
+//! `cargo build --release -p irsa-webhook --example admission_instructions`, then
+//! `valgrind --tool=cachegrind --cache-sim=no target/release/examples/admission_instructions STEP N` for
+//! N = 0 and N = 2000: the difference over 2000 is the step's instructions. STEP is `decode`, `admit`,
+//! `mutate`, `encode`, `skip` (serde_json skipping the whole review, the parser's floor), or `old-decode`,
+//! `old-encode`, `old-admit`: the decode and response encode before issue #16 (the pod built as a
+//! `serde_json::Value` minus managedFields and status, the response through `Serialize` structs; from
+//! 6f35d38), kept here to compare side by side. With `--target x86_64-unknown-linux-musl`, it allocates as
+//! the image does.
+
+use std::hint::black_box;
+
+use irsa_webhook::{
+    config::InjectionConfig,
+    mutate::mutate,
+    policy::Policy,
+    review::{self, AdmissionRequestView, Decision},
+    views::ServiceAccountView,
+};
+
+/// As in the `irsa` binary: a musl build (the image's) allocates with mimalloc, so
+/// `--target x86_64-unknown-linux-musl` counts what the image runs.
+#[cfg(target_env = "musl")]
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
+const REVIEW_6KB: &[u8] = include_bytes!("../benches/fixtures/review-6kb.json");
+
+fn main() {
+    let mut args = std::env::args().skip(1);
+    let step = args.next().unwrap_or_else(|| "admit".into());
+    let n: usize = args.next().map_or(1, |n| n.parse().expect("N is a count"));
+    let cfg = InjectionConfig {
+        aws_default_region: Some("eu-west-1".into()),
+        ..InjectionConfig::default()
+    };
+    let sa = ServiceAccountView::new("arn:aws:iam::123456789012:role/orders-api");
+    let request = review::decode(REVIEW_6KB).expect("a valid review");
+    let pod = request.pod.as_ref().expect("a pod");
+    let decision = Policy::default().mutation(mutate(pod, Some(&sa), None, &cfg));
+    // The old and new paths answer the same bytes.
+    assert_eq!(
+        admit(&OLD, REVIEW_6KB, &sa, &cfg),
+        admit(&NEW, REVIEW_6KB, &sa, &cfg)
+    );
+    for _ in 0..n {
+        match step.as_str() {
+            "decode" => drop(black_box(decode(black_box(REVIEW_6KB)))),
+            "old-decode" => drop(black_box(old::decode(black_box(REVIEW_6KB)))),
+            "admit" => drop(black_box(admit(&NEW, black_box(REVIEW_6KB), &sa, &cfg))),
+            "old-admit" => drop(black_box(admit(&OLD, black_box(REVIEW_6KB), &sa, &cfg))),
+            "skip" => drop(black_box(
+                serde_json::from_slice::<serde::de::IgnoredAny>(black_box(REVIEW_6KB)).unwrap(),
+            )),
+            "mutate" => drop(black_box(mutate(black_box(pod), Some(&sa), None, &cfg))),
+            "encode" => drop(black_box(review::response(
+                black_box(&request.uid),
+                black_box(&decision),
+            ))),
+            "old-encode" => drop(black_box(old::response(
+                black_box(&request.uid),
+                black_box(&decision),
+            ))),
+            other => panic!("unknown step {other}"),
+        }
+    }
+}
+
+fn decode(body: &[u8]) -> AdmissionRequestView {
+    review::decode(body).expect("a valid review")
+}
+
+/// One way to decode, one to encode.
+struct Path {
+    decode: fn(&[u8]) -> AdmissionRequestView,
+    encode: fn(&str, &Decision) -> Vec<u8>,
+}
+
+const NEW: Path = Path {
+    decode,
+    encode: review::response,
+};
+
+const OLD: Path = Path {
+    decode: old::decode,
+    encode: old::response,
+};
+
+/// As `benches/mutate.rs`: decode + mutate + encode.
+fn admit(path: &Path, body: &[u8], sa: &ServiceAccountView, cfg: &InjectionConfig) -> Vec<u8> {
+    let request = (path.decode)(body);
+    let decision = match request.pod.as_ref().filter(|_| request.is_pod_create()) {
+        Some(pod) => Policy::default().mutation(mutate(pod, Some(sa), None, cfg)),
+        None => Decision::allow(),
+    };
+    (path.encode)(&request.uid, &decision)
+}
+
+/// The decode of 6f35d38 (`git show 6f35d38:webhook/src/review.rs`), errors left out.
+mod old {
+    use base64::Engine as _;
+    use irsa_webhook::review::{AdmissionRequestView, Decision};
+    use serde::{
+        Deserialize, Deserializer, Serialize,
+        de::{IgnoredAny, MapAccess, Visitor},
+    };
+    use serde_json::{Map, Value};
+
+    #[derive(Deserialize)]
+    struct ReviewIn {
+        #[serde(rename = "apiVersion")]
+        _api_version: Option<String>,
+        #[serde(rename = "kind")]
+        _kind: Option<String>,
+        request: Option<RequestIn>,
+    }
+
+    #[derive(Deserialize)]
+    struct RequestIn {
+        uid: Option<String>,
+        kind: Option<GroupVersionKind>,
+        operation: Option<String>,
+        namespace: Option<String>,
+        name: Option<String>,
+        #[serde(rename = "subResource")]
+        sub_resource: Option<String>,
+        object: Option<TrimmedObject>,
+        #[serde(rename = "dryRun")]
+        dry_run: Option<bool>,
+    }
+
+    #[derive(Deserialize)]
+    struct GroupVersionKind {
+        #[serde(default)]
+        group: String,
+        #[serde(default)]
+        kind: String,
+    }
+
+    struct TrimmedObject(Value);
+
+    impl<'de> Deserialize<'de> for TrimmedObject {
+        fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+            deserializer
+                .deserialize_map(SkippingVisitor {
+                    skip: "status",
+                    metadata: true,
+                })
+                .map(TrimmedObject)
+        }
+    }
+
+    struct SkippingVisitor {
+        skip: &'static str,
+        metadata: bool,
+    }
+
+    struct Metadata(Value);
+
+    impl<'de> Deserialize<'de> for Metadata {
+        fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+            deserializer
+                .deserialize_map(SkippingVisitor {
+                    skip: "managedFields",
+                    metadata: false,
+                })
+                .map(Metadata)
+        }
+    }
+
+    impl<'de> Visitor<'de> for SkippingVisitor {
+        type Value = Value;
+
+        fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            f.write_str("a JSON object")
+        }
+
+        fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Value, A::Error> {
+            let mut object = Map::new();
+            while let Some(key) = map.next_key::<String>()? {
+                if key == self.skip {
+                    map.next_value::<IgnoredAny>()?;
+                } else if self.metadata && key == "metadata" {
+                    object.insert(key, map.next_value::<Metadata>()?.0);
+                } else {
+                    object.insert(key, map.next_value::<Value>()?);
+                }
+            }
+            Ok(Value::Object(object))
+        }
+    }
+
+    #[derive(Serialize)]
+    struct ReviewOut<'a> {
+        #[serde(rename = "apiVersion")]
+        api_version: &'static str,
+        kind: &'static str,
+        response: ResponseOut<'a>,
+    }
+
+    #[derive(Serialize)]
+    struct ResponseOut<'a> {
+        uid: &'a str,
+        allowed: bool,
+        #[serde(rename = "patchType", skip_serializing_if = "Option::is_none")]
+        patch_type: Option<&'static str>,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        patch: Option<String>,
+        #[serde(skip_serializing_if = "<[String]>::is_empty")]
+        warnings: &'a [String],
+    }
+
+    /// The old response of an admitted pod (the denial left out).
+    pub fn response(uid: &str, decision: &Decision) -> Vec<u8> {
+        let Decision::Allow { patch, warnings } = decision else {
+            unimplemented!("only admissions are measured")
+        };
+        let patch = (!patch.is_empty()).then(|| {
+            let json = serde_json::to_vec(patch).expect("a JSON Patch always serializes");
+            base64::engine::general_purpose::STANDARD.encode(json)
+        });
+        let review = ReviewOut {
+            api_version: "admission.k8s.io/v1",
+            kind: "AdmissionReview",
+            response: ResponseOut {
+                uid,
+                allowed: true,
+                patch_type: patch.as_ref().map(|_| "JSONPatch"),
+                patch,
+                warnings,
+            },
+        };
+        serde_json::to_vec(&review).expect("an AdmissionReview response always serializes")
+    }
+
+    /// The old decode, for a valid review.
+    pub fn decode(body: &[u8]) -> AdmissionRequestView {
+        let review: ReviewIn = serde_json::from_slice(body).expect("a valid review");
+        let request = review.request.expect("a request");
+        AdmissionRequestView {
+            uid: request.uid.unwrap_or_default(),
+            kind_is_pod: request
+                .kind
+                .is_some_and(|gvk| gvk.group.is_empty() && gvk.kind == "Pod"),
+            operation: request.operation.unwrap_or_default(),
+            namespace: request.namespace.unwrap_or_default(),
+            name: request.name.unwrap_or_default(),
+            sub_resource: request.sub_resource.filter(|s| !s.is_empty()),
+            pod: request.object.map(|object| object.0),
+            dry_run: request.dry_run.unwrap_or(false),
+        }
+    }
+}
