@@ -4,7 +4,8 @@
 //! The core is pure (`keys` parsing aside, which reads files): [`keys`] turns PEM into [`keys::PublicKey`]s,
 //! [`paths`] says where the documents live (the issuer URL itself is `irsa_core`'s), [`jwks`] and
 //! [`discovery`] render the two documents, [`documents`] renders both once per key change.
-//! [`routes`] (the HTTP router), [`reload`], [`apiserver`] and [`publish`] do the I/O around it; [`cmd`] is the command line.
+//! [`routes`] (the HTTP router), [`reload`], [`apiserver`], [`signer`] and [`publish`] do the I/O around it; [`cmd`] is the
+//! command line.
 
 pub mod apiserver;
 pub mod cmd;
@@ -17,6 +18,7 @@ pub mod paths;
 pub mod publish;
 pub mod reload;
 pub mod routes;
+pub mod signer;
 
 use std::fmt;
 

@@ -19,7 +19,7 @@ pub struct RequestLabels {
 /// Labels of `irsa_issuer_reload_errors_total`.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
 pub struct ReloadLabels {
-    /// `key_files` or `apiserver`.
+    /// `key_files`, `apiserver` or `signer`.
     pub source: &'static str,
 }
 
@@ -30,6 +30,7 @@ pub struct Metrics {
     keys_published: Gauge,
     reload_errors: Family<ReloadLabels, Counter>,
     reloads: Counter,
+    signer_keys_refused: Gauge,
 }
 
 impl Metrics {
@@ -53,6 +54,11 @@ impl Metrics {
             m.reload_errors.clone(),
         );
         sub.register("reloads", "Key changes published", m.reloads.clone());
+        sub.register(
+            "signer_keys_refused",
+            "Keys of the signer's last key set left out of the JWKS because the issuer refuses them",
+            m.signer_keys_refused.clone(),
+        );
         m
     }
 
@@ -79,5 +85,11 @@ impl Metrics {
     /// Records a published key change.
     pub fn reloaded(&self) {
         self.reloads.inc();
+    }
+
+    /// Records how many keys of the signer's last key set were refused.
+    pub fn set_signer_keys_refused(&self, n: usize) {
+        self.signer_keys_refused
+            .set(i64::try_from(n).unwrap_or(i64::MAX));
     }
 }

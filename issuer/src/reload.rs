@@ -1,5 +1,5 @@
 //! Re-reading the key files when they change, and the reload loop every key source shares (`poll_every`: the
-//! apiserver's JWKS is refreshed by it too).
+//! apiserver's JWKS is refreshed by it too; `poll_paced` under it also runs the signer's, at the signer's pace).
 //!
 //! The files are read and hashed every few seconds rather than watched: it costs a few small reads, and it
 //! sees every kind of change, including the symlink swap by which the kubelet updates a mounted Secret or
@@ -105,18 +105,39 @@ pub(crate) async fn poll_every<P, E>(
     P: Future<Output = Result<Option<LoadedKeys>, E>>,
     E: Display,
 {
-    let mut ticker = tokio::time::interval(interval);
-    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let paced = move || {
+        let polled = poll();
+        async move { (polled.await, interval) }
+    };
+    poll_paced(publisher, source, paced, on_published, shutdown).await;
+}
+
+/// [`poll_every`] for a source that sets its own pace (the signer's refresh hint, a backoff after errors):
+/// each poll also says how long after its start the next one begins. The first poll is immediate.
+pub(crate) async fn poll_paced<P, E>(
+    publisher: &Publisher,
+    source: Source,
+    mut poll: impl FnMut() -> P,
+    on_published: impl Fn(),
+    shutdown: impl Future<Output = ()>,
+) where
+    P: Future<Output = (Result<Option<LoadedKeys>, E>, Duration)>,
+    E: Display,
+{
     tokio::pin!(shutdown);
+    let mut next = tokio::time::Instant::now();
     loop {
         tokio::select! {
             _ = &mut shutdown => return,
-            _ = ticker.tick() => {}
+            _ = tokio::time::sleep_until(next) => {}
         }
-        let polled = tokio::select! {
+        let started = tokio::time::Instant::now();
+        let (polled, wait) = tokio::select! {
             _ = &mut shutdown => return,
             polled = poll() => polled,
         };
+        // Paced from the start of the poll, as a ticker would: a slow poll does not stretch the period.
+        next = started + wait;
         match polled {
             Ok(None) => {}
             Ok(Some(loaded)) => {

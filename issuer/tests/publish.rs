@@ -3,9 +3,9 @@
 mod common;
 
 use common::{fixture, kid_of, kids};
-use irsa_issuer::cmd::KeyFileArgs;
 use irsa_issuer::cmd::jwks::{JwksArgs, jwks};
 use irsa_issuer::cmd::publish::{PublishArgs, publish};
+use irsa_issuer::cmd::{KeyFileArgs, SignerArgs};
 use serde_json::Value;
 
 fn args(out: Option<std::path::PathBuf>, dry_run: bool) -> PublishArgs {
@@ -14,6 +14,7 @@ fn args(out: Option<std::path::PathBuf>, dry_run: bool) -> PublishArgs {
         keys: KeyFileArgs {
             public_key_files: vec![fixture("rsa2048.key"), fixture("p256.pub")],
         },
+        signer: SignerArgs::default(),
         jwks_uri: None,
         out,
         s3_uri: None,

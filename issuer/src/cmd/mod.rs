@@ -33,6 +33,19 @@ pub struct KeyFileArgs {
     pub public_key_files: Vec<PathBuf>,
 }
 
+/// The external signer whose key set is published (`--signer-socket`), defined once for `serve` and `publish`.
+/// Each command makes it one of its key sources (an argument group: exactly one source).
+#[derive(Debug, Clone, Default, Args)]
+pub struct SignerArgs {
+    /// The unix socket of `irsa signer serve` (the socket kube-apiserver's --service-account-signing-endpoint
+    /// names): publish the keys the signer signs with, read with its FetchKeys call, instead of key files. Use
+    /// it when irsa signs the cluster's tokens: the JWKS then follows the signer's rotations with no copy
+    /// step, and its kids are checked to be the ones tokens carry. `serve` asks again as often as the
+    /// signer's refresh hint says (1s to 5m) and keeps the last good set while the signer is unreachable.
+    #[arg(long, env = "IRSA_ISSUER_SIGNER_SOCKET", value_name = "PATH")]
+    pub signer_socket: Option<PathBuf>,
+}
+
 /// The paths of `issuer_url` (and `jwks_uri`), after logging what will bite in AWS.
 fn paths(issuer_url: &str, jwks_uri: Option<&str>, allow_http: bool) -> anyhow::Result<Paths> {
     let issuer = IssuerUrl::parse(issuer_url, allow_http)?;
@@ -136,6 +149,29 @@ mod tests {
                 serve("https://h", &["--from-apiserver", "--kubeconfig", "k"]),
                 true,
             ),
+            // serve: the signer is a key source of its own, paced by its hint.
+            (
+                serve("https://h", &["--signer-socket", "/run/s.sock"]),
+                true,
+            ),
+            (
+                serve(
+                    "https://h",
+                    &["--signer-socket", "s", "--public-key-file", "a"],
+                ),
+                false,
+            ),
+            (
+                serve("https://h", &["--signer-socket", "s", "--from-apiserver"]),
+                false,
+            ),
+            (
+                serve(
+                    "https://h",
+                    &["--signer-socket", "s", "--reload-interval", "5s"],
+                ),
+                false,
+            ),
             // serve: TLS files go together and exclude --plain-http.
             (
                 serve(
@@ -163,6 +199,24 @@ mod tests {
             (publish(&[]), false),
             (publish(&["--out", "d", "--s3-uri", "s3://b"]), false),
             (publish(&["--s3-uri", "s3://b", "--dry-run"]), true),
+            // publish: key files or the signer, not both.
+            (
+                vec![
+                    "publish",
+                    "--issuer-url",
+                    "https://h",
+                    "--signer-socket",
+                    "s",
+                    "--out",
+                    "d",
+                ],
+                true,
+            ),
+            (publish(&["--signer-socket", "s", "--out", "d"]), false),
+            (
+                vec!["publish", "--issuer-url", "https://h", "--out", "d"],
+                false,
+            ),
             // jwks needs a key file.
             (vec!["jwks"], false),
         ];

@@ -6,15 +6,17 @@ use std::path::PathBuf;
 use anyhow::bail;
 use clap::{ArgGroup, Args};
 
-use super::{KeyFileArgs, load, log_warnings, paths};
+use super::{KeyFileArgs, SignerArgs, load, log_warnings, paths};
 use crate::documents::Documents;
 use crate::publish::{self, S3Uri};
 use crate::routes::DEFAULT_MAX_AGE;
+use crate::signer;
 
 /// `irsa issuer publish`: write the two documents for static hosting (a directory or S3).
 #[derive(Debug, Clone, Args)]
 #[command(group(ArgGroup::new("destination").required(true).args(["out", "s3_uri"])))]
-#[command(mut_arg("public_key_files", |a| a.required(true).help(
+#[command(group(ArgGroup::new("keys").required(true).args(["public_key_files", "signer_socket"])))]
+#[command(mut_arg("public_key_files", |a| a.help(
     "A PEM file of public keys (see `serve`); repeat for several. Publish old and new keys together while \
      rotating"
 )))]
@@ -26,6 +28,10 @@ pub struct PublishArgs {
     #[command(flatten)]
     #[allow(missing_docs)]
     pub keys: KeyFileArgs,
+
+    #[command(flatten)]
+    #[allow(missing_docs)]
+    pub signer: SignerArgs,
 
     /// The `jwks_uri` to publish (default: <issuer-url path>/openid/v1/jwks on the issuer's host).
     #[arg(long, env = "IRSA_JWKS_URI", value_name = "URL")]
@@ -54,7 +60,14 @@ pub struct PublishArgs {
 /// Runs `irsa issuer publish`, reporting on `out` what was (or would be) written.
 pub async fn publish(args: PublishArgs, out: &mut (dyn Write + Send)) -> anyhow::Result<()> {
     let paths = paths(&args.issuer_url, args.jwks_uri.as_deref(), false)?;
-    let loaded = load(&args.keys.public_key_files)?;
+    let loaded = match &args.signer.signer_socket {
+        Some(socket) => {
+            let fetched = signer::fetch_once(socket).await?;
+            log_warnings(&fetched.loaded.warnings);
+            fetched.loaded
+        }
+        None => load(&args.keys.public_key_files)?,
+    };
     let (docs, warnings) = Documents::render(&paths, &loaded.keys);
     log_warnings(&warnings);
     let files = publish::files(&paths, &docs)?;

@@ -1,4 +1,5 @@
-//! `irsa issuer serve`: serve the discovery document and the JWKS, reloaded from key files or the apiserver.
+//! `irsa issuer serve`: serve the discovery document and the JWKS, reloaded from key files, the apiserver or the
+//! external signer.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -9,12 +10,13 @@ use irsa_serve::args::{AdminArgs, ConnectionArgs, DrainArgs, KubeArgs, ListenArg
 use irsa_serve::{Listeners, Readiness, Runtime, Shutdown};
 use tokio::net::TcpListener;
 
-use super::{KeyFileArgs, paths};
+use super::{KeyFileArgs, SignerArgs, paths};
 use crate::apiserver;
 use crate::documents::{DocumentStore, Publisher};
 use crate::metrics::Metrics;
 use crate::reload::{self, KeyFiles};
 use crate::routes::{self, DEFAULT_MAX_AGE};
+use crate::signer;
 
 /// How often key files are re-read when `--reload-interval` is not given.
 pub const DEFAULT_FILE_INTERVAL: Duration = Duration::from_secs(5);
@@ -23,7 +25,9 @@ pub const DEFAULT_APISERVER_INTERVAL: Duration = Duration::from_secs(60);
 
 /// `irsa issuer serve`: serve the discovery document and the JWKS over HTTPS.
 #[derive(Debug, Clone, Args)]
-#[command(group(ArgGroup::new("keys").required(true).args(["public_key_files", "from_apiserver"])))]
+#[command(group(
+    ArgGroup::new("keys").required(true).args(["public_key_files", "from_apiserver", "signer_socket"])
+))]
 // The shared flag groups leave these to each command: the issuer's ports, its drain, its help lines, and its
 // rules (the TLS files go together and exclude --plain-http; --kubeconfig is only for --from-apiserver).
 #[command(
@@ -31,6 +35,8 @@ pub const DEFAULT_APISERVER_INTERVAL: Duration = Duration::from_secs(60);
         let help = a.get_help().map(ToString::to_string).unwrap_or_default();
         a.requires("from_apiserver").help(format!("{help} (with --from-apiserver)"))
     }),
+    // The signer's refresh hint paces its fetches: an interval of our own would only contradict it.
+    mut_arg("signer_socket", |a| a.conflicts_with("reload_interval")),
     mut_arg("tls_cert_file", |a| a.requires("tls_key_file")),
     mut_arg("tls_key_file", |a| a.requires("tls_cert_file")),
     mut_arg("listen", |a| a
@@ -65,6 +71,10 @@ pub struct ServeArgs {
 
     #[command(flatten)]
     #[allow(missing_docs)]
+    pub signer: SignerArgs,
+
+    #[command(flatten)]
+    #[allow(missing_docs)]
     pub kube: KubeArgs,
 
     /// The `jwks_uri` to publish (default: <issuer-url path>/openid/v1/jwks on the issuer's host). Its path is
@@ -94,7 +104,7 @@ pub struct ServeArgs {
     pub max_age: u32,
 
     /// How often to re-read the key files (default 5s) or re-fetch the apiserver's JWKS (default 60s):
-    /// `500ms`, `5s`, `2m`, or plain seconds.
+    /// `500ms`, `5s`, `2m`, or plain seconds. Not with --signer-socket: the signer's refresh hint sets that pace.
     #[arg(long, env = "IRSA_RELOAD_INTERVAL", value_name = "DURATION", value_parser = irsa_serve::duration::parse)]
     pub reload_interval: Option<Duration>,
 
@@ -177,6 +187,15 @@ async fn run(args: ServeArgs, mut runtime: Runtime) -> anyhow::Result<()> {
         tokio::spawn(apiserver::run(
             client,
             interval,
+            publisher,
+            move || ready.set(true),
+            stopped(),
+        ));
+    } else if let Some(socket) = args.signer.signer_socket {
+        // Unready until the signer's first key set is published: it may start after the issuer.
+        let ready = runtime.readiness().clone();
+        tokio::spawn(signer::run(
+            socket,
             publisher,
             move || ready.set(true),
             stopped(),

@@ -5,8 +5,8 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use irsa_issuer::cmd::KeyFileArgs;
 use irsa_issuer::cmd::serve::{ServeArgs, run_server};
+use irsa_issuer::cmd::{KeyFileArgs, SignerArgs};
 use irsa_serve::args::{AdminArgs, ConnectionArgs, DrainArgs, KubeArgs, ListenArgs, TlsArgs};
 use irsa_serve::{Readiness, Shutdown};
 use irsa_testing::wait::{Check, wait_until};
@@ -98,6 +98,7 @@ impl Server {
             issuer_url: issuer_url(listener.local_addr().unwrap()),
             keys: KeyFileArgs::default(),
             from_apiserver: false,
+            signer: SignerArgs::default(),
             kube: KubeArgs::default(),
             jwks_uri: None,
             tls: TlsArgs::default(),
