@@ -58,6 +58,10 @@ enum Command {
 enum SignerCommand {
     /// Serve externaljwt.v1.ExternalJWTSigner on a unix socket with the private keys of a directory.
     Serve(Box<irsa_signer::cmd::serve::ServeArgs>),
+    /// Write the next signing key: published now, signing after --pre-publish (--prune removes retired keys).
+    Rotate(Box<irsa_signer::cmd::rotate::RotateArgs>),
+    /// Show each key's rotation state (pre-published, active, retiring, retired) and dates.
+    Status(Box<irsa_signer::cmd::status::StatusArgs>),
 }
 
 #[derive(Subcommand)]
@@ -142,6 +146,12 @@ async fn run(command: Command) -> anyhow::Result<std::process::ExitCode> {
             return Ok(code.into());
         }
         Command::Signer(SignerCommand::Serve(args)) => irsa_signer::cmd::serve::serve(*args).await,
+        Command::Signer(SignerCommand::Rotate(args)) => {
+            irsa_signer::cmd::rotate::rotate(&args, &mut out)
+        }
+        Command::Signer(SignerCommand::Status(args)) => {
+            irsa_signer::cmd::status::status(&args, &mut out)
+        }
     }?;
     out.flush()?;
     Ok(std::process::ExitCode::SUCCESS)

@@ -4,7 +4,7 @@
 use std::process::Command;
 
 /// Every leaf command, and whether it takes `--kubeconfig`.
-const COMMANDS: [(&[&str], bool); 10] = [
+const COMMANDS: [(&[&str], bool); 12] = [
     (&["webhook", "serve"], true),
     (&["webhook", "mutate"], false),
     (&["issuer", "serve"], true),
@@ -15,6 +15,8 @@ const COMMANDS: [(&[&str], bool); 10] = [
     (&["migrate"], true),
     (&["doctor"], true),
     (&["signer", "serve"], false),
+    (&["signer", "rotate"], false),
+    (&["signer", "status"], false),
 ];
 
 /// The command names `irsa <group> --help` lists (`irsa --help` for the top level), `help` left out.

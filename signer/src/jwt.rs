@@ -67,11 +67,20 @@ pub enum SignError {
     Key(#[from] SignFailed),
 }
 
+/// What is signed: `header "." claims`, both already base64url.
+pub fn signing_input(header: &str, claims: &str) -> String {
+    format!("{header}.{claims}")
+}
+
+/// The third segment of the token: the signature, base64url without padding.
+pub fn encode_signature(signature: &[u8]) -> String {
+    URL_SAFE_NO_PAD.encode(signature)
+}
+
 /// Signs `base64url(header) "." claims` with `key`, as the proto asks: the caller assembles the token.
 pub fn sign(key: &SigningKey, claims: &str) -> Result<Signed, SignError> {
     check_claims(claims)?;
     let header = key.header().to_string();
-    let input = format!("{header}.{claims}");
-    let signature = URL_SAFE_NO_PAD.encode(key.sign(input.as_bytes())?);
+    let signature = encode_signature(&key.sign(signing_input(&header, claims).as_bytes())?);
     Ok(Signed { header, signature })
 }

@@ -1,5 +1,6 @@
-//! Signing keys: one private key per PEM file in a directory, the newest (or the one named) signs, all are
-//! published.
+//! Signing keys: one private key per PEM file in a directory, each with its publication time (the instant
+//! in a `key-<time>.pem` name, else the file's modification time). Which of them sign and which are published
+//! is [`crate::rotation`]'s decision; [`KeySet::active`] is the newest key, for callers without a policy.
 //!
 //! The public half of each key goes through `irsa_issuer::keys`, so the sizes and curves accepted and the key
 //! ID are exactly the issuer's (kube-apiserver's `keyIDFromPublicKey`): what this signer signs with is what
@@ -82,7 +83,7 @@ pub enum KeyFileError {
         /// The directory.
         path: PathBuf,
     },
-    /// `--signing-key` names a file that is not among the loaded ones.
+    /// The signing key named is not among the loaded files.
     #[error("signing key {name}: no such key file in {dir}")]
     NoSuchSigningKey {
         /// The name given.
@@ -104,7 +105,7 @@ pub struct SigningKey {
     algorithm: Algorithm,
     spki_der: Vec<u8>,
     header: String,
-    modified: SystemTime,
+    published_at: SystemTime,
     pair: Pair,
 }
 
@@ -115,21 +116,28 @@ impl fmt::Debug for SigningKey {
             .field("file", &self.file)
             .field("kid", &self.kid)
             .field("algorithm", &self.algorithm)
+            .field("published_at", &self.published_at)
             .finish_non_exhaustive()
     }
 }
 
-/// Signing failed inside the crypto library (not expected with a key that loaded).
+/// Signing failed: inside the crypto library (not expected with a key that loaded), or at a remote key source.
 #[derive(Debug, thiserror::Error)]
-#[error("signing with key {kid} failed")]
+#[error("signing with key {kid} failed: {reason}")]
 pub struct SignFailed {
     /// The key.
     pub kid: String,
+    /// What went wrong, in the source's words (never key material).
+    pub reason: String,
 }
 
 impl SigningKey {
-    /// Parses one key file's content. `path` names the file in errors; `modified` orders keys.
-    pub fn parse(path: &Path, content: &[u8], modified: SystemTime) -> Result<Self, KeyFileError> {
+    /// Parses one key file's content. `path` names the file in errors; `published_at` orders keys.
+    pub fn parse(
+        path: &Path,
+        content: &[u8],
+        published_at: SystemTime,
+    ) -> Result<Self, KeyFileError> {
         let sections = pem::parse_many(content).map_err(|e| KeyFileError::MalformedPem {
             path: path.to_path_buf(),
             reason: e.to_string(),
@@ -211,12 +219,13 @@ impl SigningKey {
             kid,
             algorithm,
             spki_der,
-            modified,
+            published_at,
             pair,
         })
     }
 
-    /// Reads and parses one key file.
+    /// Reads and parses one key file; its publication time is the one in its name, else its modification
+    /// time ([`crate::key_file::published_at`]).
     pub fn load(path: &Path) -> Result<Self, KeyFileError> {
         let unreadable = |source| KeyFileError::Unreadable {
             path: path.to_path_buf(),
@@ -226,7 +235,11 @@ impl SigningKey {
         let modified = std::fs::metadata(path)
             .and_then(|m| m.modified())
             .map_err(unreadable)?;
-        Self::parse(path, &content, modified)
+        Self::parse(
+            path,
+            &content,
+            crate::key_file::published_at(path, modified),
+        )
     }
 
     /// The file the key came from.
@@ -249,6 +262,11 @@ impl SigningKey {
         &self.spki_der
     }
 
+    /// When the key was published: the time in its file name, else the file's modification time.
+    pub fn published_at(&self) -> SystemTime {
+        self.published_at
+    }
+
     /// The JWT header this key signs with, already base64url-encoded.
     pub fn header(&self) -> &str {
         &self.header
@@ -257,8 +275,9 @@ impl SigningKey {
     /// Signs `message` (the JWS signing input): PKCS#1 v1.5 SHA-256 for RSA, fixed-width r||s for ECDSA.
     pub fn sign(&self, message: &[u8]) -> Result<Vec<u8>, SignFailed> {
         let rng = SystemRandom::new();
-        let failed = |_| SignFailed {
+        let failed = |e: aws_lc_rs::error::Unspecified| SignFailed {
             kid: self.kid.clone(),
+            reason: e.to_string(),
         };
         match &self.pair {
             Pair::Rsa(k) => {
@@ -277,18 +296,18 @@ impl SigningKey {
 pub struct KeySet {
     keys: Vec<Arc<SigningKey>>,
     active: usize,
-    loaded_at: SystemTime,
 }
 
 impl KeySet {
-    /// A key set from parsed keys. The key whose file is named `signing` signs; without a name, the newest
-    /// file does (ties, as in a Secret volume where every file has one date, go to the last name).
+    /// A key set from parsed keys, oldest first. The key whose file is named `signing` is [`KeySet::active`];
+    /// without a name, the newest is (ties, as in a Secret volume where every file has one date, go to the last
+    /// name).
     pub fn new(
         mut keys: Vec<SigningKey>,
         signing: Option<&str>,
         dir: &Path,
     ) -> Result<KeySet, KeyFileError> {
-        keys.sort_by(|a, b| (a.modified, &a.file).cmp(&(b.modified, &b.file)));
+        keys.sort_by(|a, b| (a.published_at, &a.file).cmp(&(b.published_at, &b.file)));
         // The same key in two files is published once.
         let mut unique: Vec<SigningKey> = Vec::with_capacity(keys.len());
         for key in keys {
@@ -317,7 +336,6 @@ impl KeySet {
         Ok(KeySet {
             keys: unique.into_iter().map(Arc::new).collect(),
             active,
-            loaded_at: SystemTime::now(),
         })
     }
 
@@ -343,18 +361,13 @@ impl KeySet {
         KeySet::new(keys, signing, dir)
     }
 
-    /// The key that signs.
+    /// The key named at load, else the newest.
     pub fn active(&self) -> &Arc<SigningKey> {
         &self.keys[self.active]
     }
 
-    /// Every key, oldest first (what `FetchKeys` returns).
+    /// Every key, oldest first (ties in file-name order).
     pub fn keys(&self) -> &[Arc<SigningKey>] {
         &self.keys
-    }
-
-    /// When the keys were read.
-    pub fn loaded_at(&self) -> SystemTime {
-        self.loaded_at
     }
 }

@@ -1,11 +1,14 @@
-//! The three RPCs of `ExternalJWTSigner`, answered from a loaded [`KeySet`].
+//! The three RPCs of `ExternalJWTSigner`, answered from the [`Live`] key set: `Sign` with the active key,
+//! `FetchKeys` with the published ones.
 
 use std::sync::Arc;
+use std::time::Instant;
 
 use tonic::{Request, Response, Status};
 
-use crate::jwt::{self, SignError};
-use crate::keys::KeySet;
+use crate::jwt;
+use crate::live::Live;
+use crate::metrics::Metrics;
 use crate::proto::external_jwt_signer_server::{ExternalJwtSigner, ExternalJwtSignerServer};
 use crate::proto::{
     FetchKeysRequest, FetchKeysResponse, Key, MetadataRequest, MetadataResponse, SignJwtRequest,
@@ -18,7 +21,8 @@ pub const MIN_MAX_TOKEN_EXPIRATION_SECONDS: i64 = 600;
 /// The signer: keys plus what `Metadata` and `FetchKeys` tell the apiserver.
 #[derive(Debug, Clone)]
 pub struct Signer {
-    keys: Arc<KeySet>,
+    keys: Arc<Live>,
+    metrics: Metrics,
     max_token_expiration_seconds: i64,
     refresh_hint_seconds: i64,
 }
@@ -27,17 +31,24 @@ impl Signer {
     /// A signer over `keys`. `max_token_expiration_seconds` (at least 600) caps the tokens the apiserver
     /// issues; `refresh_hint_seconds` (at least 1) is how often it re-fetches the public keys.
     pub fn new(
-        keys: Arc<KeySet>,
+        keys: Arc<Live>,
         max_token_expiration_seconds: i64,
         refresh_hint_seconds: i64,
     ) -> Signer {
         Signer {
             keys,
+            metrics: Metrics::default(),
             // The apiserver exits on values under 600 or a non-positive hint: clamp rather than break it.
             max_token_expiration_seconds: max_token_expiration_seconds
                 .max(MIN_MAX_TOKEN_EXPIRATION_SECONDS),
             refresh_hint_seconds: refresh_hint_seconds.max(1),
         }
+    }
+
+    /// Records signatures in `metrics` (registered ones) instead of unregistered ones.
+    pub fn with_metrics(mut self, metrics: Metrics) -> Signer {
+        self.metrics = metrics;
+        self
     }
 
     /// The tonic service to add to a server.
@@ -52,17 +63,26 @@ impl ExternalJwtSigner for Signer {
         &self,
         request: Request<SignJwtRequest>,
     ) -> Result<Response<SignJwtResponse>, Status> {
-        let key = self.keys.active();
-        match jwt::sign(key, &request.get_ref().claims) {
-            Ok(signed) => {
+        let claims = &request.get_ref().claims;
+        jwt::check_claims(claims).map_err(|e| Status::invalid_argument(e.to_string()))?;
+        let snapshot = self.keys.current();
+        let key = snapshot.signing();
+        let header = jwt::header(key.algorithm(), key.kid());
+        let started = Instant::now();
+        let signed = key
+            .sign(jwt::signing_input(&header, claims).as_bytes())
+            .await;
+        self.metrics
+            .signed(key.kid(), started.elapsed(), signed.is_ok());
+        match signed {
+            Ok(signature) => {
                 tracing::debug!(kid = key.kid(), "signed a token");
                 Ok(Response::new(SignJwtResponse {
-                    header: signed.header,
-                    signature: signed.signature,
+                    header,
+                    signature: jwt::encode_signature(&signature),
                 }))
             }
-            Err(SignError::Claims(e)) => Err(Status::invalid_argument(e.to_string())),
-            Err(e @ SignError::Key(_)) => {
+            Err(e) => {
                 tracing::error!(error = %e, "signing failed");
                 Err(Status::internal(e.to_string()))
             }
@@ -73,10 +93,9 @@ impl ExternalJwtSigner for Signer {
         &self,
         _request: Request<FetchKeysRequest>,
     ) -> Result<Response<FetchKeysResponse>, Status> {
-        let keys = self
-            .keys
-            .keys()
-            .iter()
+        let snapshot = self.keys.current();
+        let keys = snapshot
+            .published()
             .map(|k| Key {
                 key_id: k.kid().to_string(),
                 key: k.spki_der().to_vec(),
@@ -85,7 +104,7 @@ impl ExternalJwtSigner for Signer {
             .collect();
         Ok(Response::new(FetchKeysResponse {
             keys,
-            data_timestamp: Some(self.keys.loaded_at().into()),
+            data_timestamp: Some(snapshot.data_timestamp().into()),
             refresh_hint_seconds: self.refresh_hint_seconds,
         }))
     }

@@ -5,13 +5,16 @@ mod common;
 use std::os::unix::fs::{FileTypeExt as _, PermissionsExt as _};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::time::{Duration, SystemTime};
 
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use common::{expected_kid, fixture, verify};
-use irsa_signer::keys::KeySet;
+use irsa_signer::live::Live;
 use irsa_signer::proto::external_jwt_signer_client::ExternalJwtSignerClient;
 use irsa_signer::proto::{FetchKeysRequest, MetadataRequest, SignJwtRequest};
+use irsa_signer::reload;
+use irsa_signer::rotation::Policy;
 use irsa_signer::service::Signer;
 use irsa_signer::socket::{self, SocketError};
 use tonic::transport::{Channel, Endpoint, Uri};
@@ -47,8 +50,18 @@ fn key_dir() -> tempfile::TempDir {
     dir
 }
 
+/// The keys of `dir` under a policy with no pre-publication, evaluated now.
+fn live(dir: &Path) -> Arc<Live> {
+    let policy = Policy {
+        pre_publish: Duration::ZERO,
+        max_token_expiration: Duration::from_secs(7200),
+        margin: Duration::ZERO,
+    };
+    Arc::new(Live::new(reload::load_dir(dir).unwrap(), policy, SystemTime::now()).unwrap())
+}
+
 fn signer(dir: &Path) -> Signer {
-    Signer::new(Arc::new(KeySet::load_dir(dir, None).unwrap()), 7200, 30)
+    Signer::new(live(dir), 7200, 30)
 }
 
 #[tokio::test]
@@ -106,10 +119,7 @@ async fn the_apiserver_gets_metadata_keys_and_verifiable_signatures() {
 async fn metadata_never_goes_under_what_the_apiserver_accepts() {
     let dir = key_dir();
     let path = dir.path().join("signer.sock");
-    serve(
-        Signer::new(Arc::new(KeySet::load_dir(dir.path(), None).unwrap()), 5, 0),
-        &path,
-    );
+    serve(Signer::new(live(dir.path()), 5, 0), &path);
     let mut client = client(path).await;
     let metadata = client
         .metadata(MetadataRequest {})

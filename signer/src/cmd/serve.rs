@@ -1,86 +1,154 @@
-//! `irsa signer serve`: kube-apiserver's external token signer on a unix socket.
+//! `irsa signer serve`: kube-apiserver's external token signer on a unix socket, rotating keys without a
+//! restart of anything.
 
-use std::path::PathBuf;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::time::{Duration, SystemTime};
 
 use anyhow::Context as _;
 use clap::Args;
+use irsa_serve::{Readiness, Shutdown};
+use prometheus_client::registry::Registry;
 use tokio_stream::wrappers::UnixListenerStream;
 
-use crate::keys::KeySet;
+use crate::cmd::args::KeyArgs;
+use crate::key_file::{self, NewKeyAlgorithm};
+use crate::keys::KeyFileError;
+use crate::live::Live;
+use crate::metrics::Metrics;
+use crate::reload::{self, AutoRotate, Reloader};
 use crate::service::Signer;
+use crate::source::Key;
+
+/// How long in-flight signatures may take to finish after SIGTERM.
+const DRAIN_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// `irsa signer serve`: sign kube-apiserver's service-account tokens with the keys of a directory.
 ///
 /// Start kube-apiserver with `--service-account-signing-endpoint=<socket>` and without
 /// `--service-account-signing-key-file` / `--service-account-key-file`; publish the same keys with
-/// `irsa issuer serve` so that STS verifies with exactly the keys that sign.
+/// `irsa issuer serve` so that STS verifies with exactly the keys that sign. `irsa signer rotate` writes the
+/// next key; this process publishes it at once and signs with it after --pre-publish.
 #[derive(Debug, Clone, Args)]
 pub struct ServeArgs {
     /// The unix socket to serve on (created mode 0600; a stale socket is replaced).
     #[arg(long, env = "IRSA_SIGNER_SOCKET")]
     pub socket: PathBuf,
-    /// A directory of PEM private keys, one per file (RSA of 2048 bits or more, EC P-256/384/521). Every key
-    /// is published; the newest file signs.
-    #[arg(long, env = "IRSA_SIGNER_KEY_DIR")]
-    pub key_dir: PathBuf,
-    /// The file in --key-dir whose key signs, instead of the newest.
-    #[arg(long, env = "IRSA_SIGNER_SIGNING_KEY")]
-    pub signing_key: Option<String>,
-    /// The longest token lifetime the apiserver may issue, in seconds (at least 600). The apiserver exits if
-    /// its --service-account-max-token-expiration is longer, and defaults to this when that flag is unset.
-    #[arg(long, env = "IRSA_SIGNER_MAX_TOKEN_EXPIRATION_SECONDS", default_value_t = 86_400,
-          value_parser = clap::value_parser!(i64).range(600..))]
-    pub max_token_expiration_seconds: i64,
+
+    #[command(flatten)]
+    #[allow(missing_docs)]
+    pub keys: KeyArgs,
+
     /// How often the apiserver should re-fetch the public keys, in seconds.
     #[arg(long, env = "IRSA_SIGNER_REFRESH_HINT_SECONDS", default_value_t = 60,
           value_parser = clap::value_parser!(i64).range(1..))]
     pub refresh_hint_seconds: i64,
+
+    /// How often to re-read --key-dir (states are also re-evaluated at each transition).
+    #[arg(long, env = "IRSA_SIGNER_RELOAD_INTERVAL", value_name = "DURATION",
+          value_parser = irsa_serve::duration::parse, default_value = "10s")]
+    pub reload_interval: Duration,
+
+    /// Rotate automatically: when the signing key was published this long ago and no successor is
+    /// pre-published, write the next key into --key-dir (which must then be writable). Off by default.
+    #[arg(long, env = "IRSA_SIGNER_ROTATE_AFTER", value_name = "DURATION",
+          value_parser = irsa_serve::duration::parse)]
+    pub rotate_after: Option<Duration>,
+
+    /// The algorithm of the keys the automatic rotation writes.
+    #[arg(
+        long,
+        env = "IRSA_SIGNER_ROTATE_ALGORITHM",
+        value_enum,
+        default_value = "RS256"
+    )]
+    pub rotate_algorithm: NewKeyAlgorithm,
+
+    /// Serve /livez, /readyz and /metrics (plain HTTP) on this address, e.g. 127.0.0.1:9102. Off by default.
+    #[arg(long, env = "IRSA_SIGNER_METRICS_ADDRESS", value_name = "ADDRESS")]
+    pub metrics_address: Option<SocketAddr>,
+}
+
+/// Reads the key directory off the async threads: the admin port must answer (unready) meanwhile.
+async fn load(dir: &Path) -> anyhow::Result<Result<Vec<Arc<dyn Key>>, KeyFileError>> {
+    let dir = dir.to_path_buf();
+    Ok(tokio::task::spawn_blocking(move || reload::load_dir(&dir)).await?)
 }
 
 /// Runs `irsa signer serve` until SIGTERM or SIGINT, then removes the socket.
 pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
-    let keys = KeySet::load_dir(&args.key_dir, args.signing_key.as_deref())
-        .context("loading the signing keys")?;
-    for key in keys.keys() {
+    let policy = args.keys.policy(Some(args.refresh_hint_seconds))?;
+    let readiness = Readiness::new();
+    // The first signal makes the signer unready and stops it; a second one exits at once.
+    let shutdown = Shutdown::on_signals(DRAIN_TIMEOUT, Duration::ZERO, readiness.clone());
+    let mut registry = Registry::default();
+    let metrics = Metrics::register(&mut registry);
+    if let Some(address) = args.metrics_address {
+        let listener = tokio::net::TcpListener::bind(address)
+            .await
+            .with_context(|| format!("cannot listen on {address}"))?;
+        tracing::info!(%address, "serving /livez, /readyz and /metrics");
+        tokio::spawn(irsa_serve::serve(
+            listener,
+            irsa_serve::admin::router(Arc::new(registry), readiness.clone()),
+            None,
+            shutdown.clone(),
+        ));
+    }
+
+    let dir = &args.keys.key_dir;
+    let keys = match load(dir).await? {
+        // The automatic mode starts an empty directory with its first key.
+        Err(KeyFileError::Empty { .. }) if args.rotate_after.is_some() => {
+            let path = key_file::rotate(dir, args.rotate_algorithm, SystemTime::now())?;
+            tracing::info!(file = %path.display(), "wrote the first key");
+            load(dir).await??
+        }
+        loaded => loaded?,
+    };
+    let live = Arc::new(Live::new(keys, policy, SystemTime::now()).context("loading the keys")?);
+    let snapshot = live.current();
+    for (key, state) in snapshot.states() {
         tracing::info!(
             kid = key.kid(),
             algorithm = %key.algorithm(),
-            file = %key.file().display(),
-            signing = Arc::ptr_eq(key, keys.active()),
+            key = %key.location(),
+            state = state.name(),
             "key loaded"
         );
     }
+    metrics.set_states(&snapshot);
+
     let listener = crate::socket::bind(&args.socket)?;
     tracing::info!(socket = %args.socket.display(), "serving externaljwt.v1.ExternalJWTSigner");
+    let reloader = Reloader {
+        dir: dir.clone(),
+        live: live.clone(),
+        interval: args.reload_interval,
+        auto_rotate: args.rotate_after.map(|after| AutoRotate {
+            after,
+            algorithm: args.rotate_algorithm,
+        }),
+        metrics: metrics.clone(),
+    };
+    let stopped = shutdown.clone();
+    tokio::spawn(reloader.run(async move { stopped.triggered().await }));
     let signer = Signer::new(
-        Arc::new(keys),
-        args.max_token_expiration_seconds,
+        live,
+        args.keys.max_token_expiration_seconds,
         args.refresh_hint_seconds,
-    );
+    )
+    .with_metrics(metrics);
+    readiness.set(true);
+    let stopped = shutdown.clone();
     let served = tonic::transport::Server::builder()
         .add_service(signer.into_server())
-        .serve_with_incoming_shutdown(UnixListenerStream::new(listener), shutdown())
+        .serve_with_incoming_shutdown(UnixListenerStream::new(listener), async move {
+            stopped.triggered().await;
+            tracing::info!("shutting down");
+        })
         .await;
     let _ = std::fs::remove_file(&args.socket);
     served.context("serving the signer")
-}
-
-async fn shutdown() {
-    use tokio::signal::unix::{SignalKind, signal};
-    match (
-        signal(SignalKind::terminate()),
-        signal(SignalKind::interrupt()),
-    ) {
-        (Ok(mut term), Ok(mut int)) => {
-            tokio::select! {
-                _ = term.recv() => {}
-                _ = int.recv() => {}
-            }
-        }
-        _ => {
-            let _ = tokio::signal::ctrl_c().await;
-        }
-    }
-    tracing::info!("shutting down");
 }
