@@ -56,9 +56,10 @@ enum Command {
 
 #[derive(Subcommand)]
 enum SignerCommand {
-    /// Serve externaljwt.v1.ExternalJWTSigner on a unix socket with the private keys of a directory.
+    /// Serve externaljwt.v1.ExternalJWTSigner on a unix socket with the keys of a directory or of AWS KMS.
     Serve(Box<irsa_signer::cmd::serve::ServeArgs>),
-    /// Write the next signing key: published now, signing after --pre-publish (--prune removes retired keys).
+    /// Add the next signing key (a file or a KMS key): published now, signing after --pre-publish (--prune
+    /// removes retired keys).
     Rotate(Box<irsa_signer::cmd::rotate::RotateArgs>),
     /// Show each key's rotation state (pre-published, active, retiring, retired) and dates.
     Status(Box<irsa_signer::cmd::status::StatusArgs>),
@@ -147,10 +148,10 @@ async fn run(command: Command) -> anyhow::Result<std::process::ExitCode> {
         }
         Command::Signer(SignerCommand::Serve(args)) => irsa_signer::cmd::serve::serve(*args).await,
         Command::Signer(SignerCommand::Rotate(args)) => {
-            irsa_signer::cmd::rotate::rotate(&args, &mut out)
+            irsa_signer::cmd::rotate::rotate(&args, &mut out).await
         }
         Command::Signer(SignerCommand::Status(args)) => {
-            irsa_signer::cmd::status::status(&args, &mut out)
+            irsa_signer::cmd::status::status(&args, &mut out).await
         }
     }?;
     out.flush()?;

@@ -499,6 +499,40 @@ impl KmsKey {
     }
 }
 
+impl crate::source::Key for KmsKey {
+    fn kid(&self) -> &str {
+        KmsKey::kid(self)
+    }
+
+    fn algorithm(&self) -> Algorithm {
+        KmsKey::algorithm(self)
+    }
+
+    fn spki_der(&self) -> &[u8] {
+        KmsKey::spki_der(self)
+    }
+
+    fn published_at(&self) -> SystemTime {
+        KmsKey::published_at(self)
+    }
+
+    fn location(&self) -> String {
+        key_subject(&self.key_id)
+    }
+
+    fn sign<'a>(&'a self, message: &'a [u8]) -> crate::source::SignFuture<'a> {
+        Box::pin(async move {
+            // KmsError's text keeps the KMS code and, when access is denied, the permission to grant.
+            KmsKey::sign(self, message)
+                .await
+                .map_err(|e| crate::keys::SignFailed {
+                    kid: self.kid.clone(),
+                    reason: e.to_string(),
+                })
+        })
+    }
+}
+
 /// What [`KmsKeySet::retire`] did.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Retirement {

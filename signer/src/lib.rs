@@ -21,8 +21,5 @@ pub mod service;
 pub mod socket;
 pub mod source;
 
-/// The generated gRPC types, server and client of `proto/api.proto` (package `v1`).
-#[allow(missing_docs, clippy::all, clippy::pedantic)]
-pub mod proto {
-    tonic::include_proto!("v1");
-}
+/// The generated gRPC types, server and client of the KEP-740 API, from `irsa-externaljwt`.
+pub use irsa_externaljwt::proto;

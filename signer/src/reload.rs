@@ -1,19 +1,19 @@
-//! `irsa signer serve`'s background task: re-reads the key directory every interval, re-evaluates the states
-//! at least at the next transition, and (in the automatic mode) writes the next key when the active one is old.
+//! `irsa signer serve`'s background task: re-reads the key source (a directory, or a KMS key set with
+//! `kms:ListKeys`) every interval, re-evaluates the states at least at the next transition, and (in the
+//! automatic mode) adds the next key when the active one is old.
 //!
-//! A directory that cannot be read or a bad new file never stops the signer: the last good key set stays in
-//! use, the error is logged (once per distinct error) and counted.
+//! A source that cannot be read or a bad new key never stops the signer: the last good key set stays in use,
+//! the error is logged (once per distinct error) and counted.
 
 use std::future::Future;
-use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
-use crate::key_file::{self, NewKeyAlgorithm};
+use crate::key_file::NewKeyAlgorithm;
 use crate::keys::{KeyFileError, KeySet};
 use crate::live::{Change, Live};
 use crate::metrics::Metrics;
-use crate::source::Key;
+use crate::source::{Key, Source};
 
 /// The automatic rotation (`--rotate-after`).
 #[derive(Debug, Clone, Copy)]
@@ -24,14 +24,14 @@ pub struct AutoRotate {
     pub algorithm: NewKeyAlgorithm,
 }
 
-/// Reloads the keys of a directory into a [`Live`] set.
+/// Reloads the keys of a source into a [`Live`] set.
 #[derive(Debug)]
 pub struct Reloader {
-    /// The key directory.
-    pub dir: PathBuf,
+    /// Where the keys are.
+    pub source: Source,
     /// The shared key set.
     pub live: Arc<Live>,
-    /// How often to re-read the directory.
+    /// How often to re-read the source.
     pub interval: Duration,
     /// The automatic rotation, if on.
     pub auto_rotate: Option<AutoRotate>,
@@ -84,34 +84,25 @@ impl Reloader {
         if !self.live.current().rotation_due(now, auto.after) {
             return;
         }
-        let dir = self.dir.clone();
-        let written = tokio::task::spawn_blocking(move || {
-            key_file::rotate(&dir, auto.algorithm, now).map_err(|e| e.to_string())
-        })
-        .await
-        .unwrap_or_else(|e| Err(e.to_string()));
-        match written {
-            Ok(path) => {
-                tracing::info!(file = %path.display(), "automatic rotation: wrote a new key");
+        match self.source.create(auto.algorithm, now).await {
+            Ok(key) => {
+                tracing::info!(%key, "automatic rotation: added a new key");
                 self.reload(last_error).await;
             }
             Err(error) => {
                 self.metrics.rotate_error();
-                tracing::error!(%error, dir = %self.dir.display(), "automatic rotation failed");
+                tracing::error!(%error, source = %self.source, "automatic rotation failed");
             }
         }
     }
 
     async fn reload(&self, last_error: &mut Option<String>) {
-        let dir = self.dir.clone();
-        let loaded = tokio::task::spawn_blocking(move || load_dir(&dir).map_err(|e| e.to_string()))
-            .await
-            .unwrap_or_else(|e| Err(e.to_string()));
+        let loaded = self.source.load().await.map_err(|e| e.to_string());
         let now = SystemTime::now();
         let keys = match loaded {
             Ok(keys) => {
                 if last_error.take().is_some() {
-                    tracing::info!(dir = %self.dir.display(), "the key directory loads again");
+                    tracing::info!(source = %self.source, "the keys load again");
                 }
                 Some(keys)
             }
@@ -126,7 +117,7 @@ impl Reloader {
         };
         match self.live.update(keys, now) {
             Ok(change) => self.report(change),
-            // Unreachable with a directory (an empty one is an error above), kept for any other source.
+            // Unreachable: an empty source is an error above.
             Err(error) => {
                 self.metrics.reload_error();
                 tracing::error!(%error, "no keys; the last good key set stays in use");

@@ -21,9 +21,12 @@ enum Cmd {
 
 fn run(args: &[&str]) -> anyhow::Result<String> {
     let mut out = Vec::new();
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
     match Cmd::try_parse_from([&["signer"], args].concat())? {
-        Cmd::Rotate(args) => rotate(&args, &mut out)?,
-        Cmd::Status(args) => status(&args, &mut out)?,
+        Cmd::Rotate(args) => runtime.block_on(rotate(&args, &mut out))?,
+        Cmd::Status(args) => runtime.block_on(status(&args, &mut out))?,
     }
     Ok(String::from_utf8(out)?)
 }

@@ -363,3 +363,31 @@ async fn an_unreachable_kms_names_the_call_and_no_error_code() {
         "{text}"
     );
 }
+
+/// moto signs with any key it holds (disabled, pending deletion) and enforces no policy on kms:Sign, so the
+/// failure here is the one refused before the call; the KMS code and permission in KmsError's text are
+/// checked by kms.rs's unit tests.
+#[tokio::test]
+async fn a_failed_kms_sign_keeps_the_kid_and_kms_error_text() {
+    use irsa_signer::source::Key;
+    let Some(client) = moto() else { return };
+    let set = KmsKeySet::new(client, &unique_set("failed-sign")).unwrap();
+    let key = set.create(KmsKeySpec::EccNistP256).await.unwrap();
+    let err = Key::sign(&key, &[b'a'; MAX_RAW_MESSAGE + 1])
+        .await
+        .unwrap_err();
+    assert_eq!(err.kid, key.kid());
+    assert_eq!(
+        err.reason,
+        format!(
+            "KMS key {}: the signing input is 4097 bytes; kms:Sign takes at most 4096",
+            key.key_id()
+        )
+    );
+    assert_eq!(Key::location(&key), format!("KMS key {}", key.key_id()));
+    // The trait signs as the key does: the signature verifies with the published key.
+    let input = format!("{}.e30", key.header());
+    let signature = Key::sign(&key, input.as_bytes()).await.unwrap();
+    let token = format!("{input}.{}", URL_SAFE_NO_PAD.encode(signature));
+    verify(&token, key.spki_der(), jsonwebtoken::Algorithm::ES256);
+}

@@ -20,6 +20,7 @@ use irsa_signer::reload::{self, Reloader};
 use irsa_signer::rotation::Policy;
 use irsa_signer::service::Signer;
 use irsa_signer::socket;
+use irsa_signer::source::Source;
 use prometheus_client::registry::Registry;
 use tonic::transport::{Channel, Endpoint, Uri};
 
@@ -141,7 +142,7 @@ fn reloader_for(dir: &Path, registry: &mut Registry) -> (Reloader, Arc<Live>) {
     let live =
         Arc::new(Live::new(reload::load_dir(dir).unwrap(), policy(), SystemTime::now()).unwrap());
     let reloader = Reloader {
-        dir: dir.to_path_buf(),
+        source: Source::Dir(dir.to_path_buf()),
         live: live.clone(),
         interval: Duration::from_secs(3600),
         auto_rotate: None,
@@ -262,7 +263,7 @@ async fn the_automatic_mode_writes_the_next_key_when_the_active_one_is_old() {
         after: Duration::from_secs(3600),
         algorithm: key_file::NewKeyAlgorithm::Es256,
     });
-    reloader.dir = gone.path().join("missing");
+    reloader.source = Source::Dir(gone.path().join("missing"));
     reloader.tick(&mut None).await;
     assert_eq!(live.current().signing().kid(), expected_kid("rsa2048.key"));
     let text = metrics(&registry);

@@ -2,7 +2,7 @@
 //! restart of anything.
 
 use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
@@ -13,23 +13,22 @@ use prometheus_client::registry::Registry;
 use tokio_stream::wrappers::UnixListenerStream;
 
 use crate::cmd::args::KeyArgs;
-use crate::key_file::{self, NewKeyAlgorithm};
-use crate::keys::KeyFileError;
+use crate::key_file::NewKeyAlgorithm;
 use crate::live::Live;
 use crate::metrics::Metrics;
-use crate::reload::{self, AutoRotate, Reloader};
+use crate::reload::{AutoRotate, Reloader};
 use crate::service::Signer;
-use crate::source::Key;
 
 /// How long in-flight signatures may take to finish after SIGTERM.
 const DRAIN_TIMEOUT: Duration = Duration::from_secs(10);
 
-/// `irsa signer serve`: sign kube-apiserver's service-account tokens with the keys of a directory.
+/// `irsa signer serve`: sign kube-apiserver's service-account tokens with the keys of a directory or of a KMS
+/// key set.
 ///
 /// Start kube-apiserver with `--service-account-signing-endpoint=<socket>` and without
 /// `--service-account-signing-key-file` / `--service-account-key-file`; publish the same keys with
-/// `irsa issuer serve` so that STS verifies with exactly the keys that sign. `irsa signer rotate` writes the
-/// next key; this process publishes it at once and signs with it after --pre-publish.
+/// `irsa issuer serve` so that STS verifies with exactly the keys that sign. `irsa signer rotate` adds the
+/// next key (a file, or a KMS key); this process publishes it at once and signs with it after --pre-publish.
 #[derive(Debug, Clone, Args)]
 pub struct ServeArgs {
     /// The unix socket to serve on (created mode 0600; a stale socket is replaced).
@@ -45,13 +44,15 @@ pub struct ServeArgs {
           value_parser = clap::value_parser!(i64).range(1..))]
     pub refresh_hint_seconds: i64,
 
-    /// How often to re-read --key-dir (states are also re-evaluated at each transition).
+    /// How often to re-read --key-dir or to list --kms-key-set (states are also re-evaluated at each
+    /// transition).
     #[arg(long, env = "IRSA_SIGNER_RELOAD_INTERVAL", value_name = "DURATION",
           value_parser = irsa_serve::duration::parse, default_value = "10s")]
     pub reload_interval: Duration,
 
     /// Rotate automatically: when the signing key was published this long ago and no successor is
-    /// pre-published, write the next key into --key-dir (which must then be writable). Off by default.
+    /// pre-published, add the next key: a file in --key-dir (which must then be writable), or a KMS key of
+    /// --kms-key-set (kms:CreateKey, kms:TagResource). Off by default.
     #[arg(long, env = "IRSA_SIGNER_ROTATE_AFTER", value_name = "DURATION",
           value_parser = irsa_serve::duration::parse)]
     pub rotate_after: Option<Duration>,
@@ -68,12 +69,6 @@ pub struct ServeArgs {
     /// Serve /livez, /readyz and /metrics (plain HTTP) on this address, e.g. 127.0.0.1:9102. Off by default.
     #[arg(long, env = "IRSA_SIGNER_METRICS_ADDRESS", value_name = "ADDRESS")]
     pub metrics_address: Option<SocketAddr>,
-}
-
-/// Reads the key directory off the async threads: the admin port must answer (unready) meanwhile.
-async fn load(dir: &Path) -> anyhow::Result<Result<Vec<Arc<dyn Key>>, KeyFileError>> {
-    let dir = dir.to_path_buf();
-    Ok(tokio::task::spawn_blocking(move || reload::load_dir(&dir)).await?)
 }
 
 /// Runs `irsa signer serve` until SIGTERM or SIGINT, then removes the socket.
@@ -97,13 +92,16 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         ));
     }
 
-    let dir = &args.keys.key_dir;
-    let keys = match load(dir).await? {
-        // The automatic mode starts an empty directory with its first key.
-        Err(KeyFileError::Empty { .. }) if args.rotate_after.is_some() => {
-            let path = key_file::rotate(dir, args.rotate_algorithm, SystemTime::now())?;
-            tracing::info!(file = %path.display(), "wrote the first key");
-            load(dir).await??
+    // The admin port answers (unready) while the keys load.
+    let source = args.keys.source.source().await?;
+    let keys = match source.load().await {
+        // The automatic mode starts an empty source with its first key.
+        Err(e) if e.is_empty() && args.rotate_after.is_some() => {
+            let key = source
+                .create(args.rotate_algorithm, SystemTime::now())
+                .await?;
+            tracing::info!(%key, "added the first key");
+            source.load().await?
         }
         loaded => loaded?,
     };
@@ -123,7 +121,7 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     let listener = crate::socket::bind(&args.socket)?;
     tracing::info!(socket = %args.socket.display(), "serving externaljwt.v1.ExternalJWTSigner");
     let reloader = Reloader {
-        dir: dir.clone(),
+        source,
         live: live.clone(),
         interval: args.reload_interval,
         auto_rotate: args.rotate_after.map(|after| AutoRotate {

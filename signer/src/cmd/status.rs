@@ -1,5 +1,5 @@
-//! `irsa signer status`: every key of the directory with its rotation state and dates, as `irsa signer serve`
-//! sees them with the same flags.
+//! `irsa signer status`: every key of the directory or KMS key set with its rotation state and dates, as
+//! `irsa signer serve` sees them with the same flags.
 
 use std::io::Write;
 use std::time::SystemTime;
@@ -10,7 +10,6 @@ use serde_json::{Value, json};
 use crate::cmd::args::KeyArgs;
 use crate::cmd::utc;
 use crate::live::Snapshot;
-use crate::reload;
 use crate::rotation::{Policy, State};
 
 /// How `status` prints.
@@ -34,10 +33,10 @@ pub struct StatusArgs {
     pub output: Output,
 }
 
-/// Prints the states of the keys in `--key-dir` now.
-pub fn status(args: &StatusArgs, out: &mut impl Write) -> anyhow::Result<()> {
+/// Prints the states of the keys in `--key-dir` or `--kms-key-set` now.
+pub async fn status(args: &StatusArgs, out: &mut impl Write) -> anyhow::Result<()> {
     let policy = args.keys.policy(None)?;
-    let keys = reload::load_dir(&args.keys.key_dir)?;
+    let keys = args.keys.source.source().await?.load().await?;
     let now = SystemTime::now();
     let snapshot = Snapshot::evaluate(keys, &policy, now, None)?;
     match args.output {
