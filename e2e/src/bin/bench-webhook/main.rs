@@ -6,17 +6,20 @@
 //! - memory: the webhook's RSS after its watch has indexed N ServiceAccounts (default 100,000) created in the
 //!   real apiserver across 1,000 namespaces, a third of them annotated;
 //! - reference: irsa side by side with the reference webhook (amazon-eks-pod-identity-webhook, see
-//!   [`reference`]): the same apiserver, certificate, review and load, rounds alternating between them.
+//!   [`reference`]): the same apiserver, certificate, review and load, rounds alternating between them;
+//! - soak: the webhook, then the issuer, at 80 % of their measured saturation for `--minutes` (default 10) in
+//!   windows of `--window-seconds` (default 60), with a verdict on errors, RSS, fds and p99 (see [`soak`]).
 //!
-//! Usage: bench-webhook [load] [memory] [reference] [--accounts N] [--seconds S] [--rounds R] (no mode: load
-//! and memory); IRSA_BIN should be a release build, OHA the oha binary, and for `reference`
-//! IRSA_REFERENCE_WEBHOOK the reference's binary (default: where `hack/install-peers.sh reference-webhook` puts
-//! it). Prints markdown rows for bench/README.md.
+//! Usage: bench-webhook [load] [memory] [reference] [soak] [--accounts N] [--seconds S] [--rounds R]
+//! [--minutes M] [--window-seconds W] (no mode: load and memory); IRSA_BIN should be a release build, OHA the
+//! oha binary, and for `reference` IRSA_REFERENCE_WEBHOOK the reference's binary (default: where
+//! `hack/install-peers.sh reference-webhook` puts it). Prints markdown rows for bench/README.md.
 
 mod agree;
 mod oha;
 mod procstat;
 mod reference;
+mod soak;
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -44,12 +47,15 @@ fn main() -> anyhow::Result<()> {
     let args: Vec<String> = std::env::args().collect();
     let mode = |m: &str| args.iter().any(|a| a == m);
     let (mut load, mut memory, compare) = (mode("load"), mode("memory"), mode("reference"));
-    if !load && !memory && !compare {
+    let soak = mode("soak");
+    if !load && !memory && !compare && !soak {
         (load, memory) = (true, true);
     }
     let accounts: usize = arg_value("--accounts").map_or(Ok(100_000), |v| v.parse())?;
     let seconds: u64 = arg_value("--seconds").map_or(Ok(20), |v| v.parse())?;
     let rounds: usize = arg_value("--rounds").map_or(Ok(3), |v| v.parse())?;
+    let minutes: u64 = arg_value("--minutes").map_or(Ok(10), |v| v.parse())?;
+    let window_seconds: u64 = arg_value("--window-seconds").map_or(Ok(60), |v| v.parse())?;
     let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
     let runtime = tokio::runtime::Runtime::new()?;
     runtime.block_on(async {
@@ -65,6 +71,9 @@ fn main() -> anyhow::Result<()> {
         }
         if compare {
             reference::run(&cluster, accounts, seconds, rounds).await?;
+        }
+        if soak {
+            soak::run(&cluster, minutes, window_seconds).await?;
         }
         anyhow::Ok(())
     })

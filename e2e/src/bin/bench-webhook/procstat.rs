@@ -1,5 +1,5 @@
-//! What `/proc` says about a server process: its CPU time, its memory, and the TCP sockets it holds (to
-//! show that it listens on and talks to loopback only).
+//! What `/proc` says about a server process: its CPU time, its memory, its open file descriptors, and the TCP
+//! sockets it holds (to show that it listens on and talks to loopback only).
 
 use std::collections::HashSet;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
@@ -22,6 +22,13 @@ pub fn rss_kib(pid: u32) -> anyhow::Result<(u64, u64)> {
         field("VmRSS:").context("VmRSS")?,
         field("VmHWM:").context("VmHWM")?,
     ))
+}
+
+/// How many file descriptors the process holds open (the entries of `/proc/<pid>/fd`).
+pub fn open_fds(pid: u32) -> anyhow::Result<u64> {
+    let entries =
+        std::fs::read_dir(format!("/proc/{pid}/fd")).with_context(|| format!("/proc/{pid}/fd"))?;
+    Ok(entries.count() as u64)
 }
 
 /// The process's user + system CPU time so far, all threads, in clock ticks.
