@@ -46,6 +46,10 @@ pub struct Layout {
     /// An external signer's socket: kube-apiserver runs with `--service-account-signing-endpoint` and none of
     /// the key-file flags (they are mutually exclusive); `None`: the harness's own key files.
     pub signing_endpoint: Option<PathBuf>,
+    /// The issuer's key source: the external signer's socket (`irsa issuer serve --signer-socket`, no key
+    /// file), so its JWKS follows the signer's rotations; the signer must be serving before the cluster
+    /// starts. `None`: the harness's key file, [`Cluster::issuer_keys`].
+    pub issuer_signer_socket: Option<PathBuf>,
 }
 
 /// The ports of [`Layout::fixed_ports`].
@@ -68,6 +72,7 @@ impl Default for Layout {
             host_webhook: true,
             apiserver_args: Vec::new(),
             signing_endpoint: None,
+            issuer_signer_socket: None,
         }
     }
 }
@@ -87,8 +92,11 @@ pub struct Cluster {
     pub kubeconfig: PathBuf,
     /// The issuer URL the apiserver signs into tokens.
     pub issuer_url: String,
-    /// The file of public keys the issuer serves (appended to on rotation).
+    /// The file of public keys the issuer serves (appended to on rotation); unread when the issuer reads a
+    /// signer ([`Layout::issuer_signer_socket`]).
     pub issuer_keys: PathBuf,
+    /// The issuer's admin base URL (`/readyz`, `/metrics`).
+    pub issuer_admin: String,
     /// `https://127.0.0.1:<port>/mutate` of the webhook.
     pub webhook_url: String,
     /// The webhook's admin base URL.
@@ -168,6 +176,7 @@ impl Cluster {
             kubeconfig: dir.join("kubeconfig"),
             issuer_url: issuer_url.clone(),
             issuer_keys: issuer_keys.clone(),
+            issuer_admin: format!("http://127.0.0.1:{issuer_admin_port}"),
             webhook_url: format!("https://127.0.0.1:{webhook_port}/mutate"),
             webhook_admin: format!("http://127.0.0.1:{webhook_admin_port}"),
             minio_url: format!("http://{address}:{minio_port}"),
@@ -203,24 +212,26 @@ impl Cluster {
             &[],
             &logs,
         )?);
-        cluster.spawn(Process::start(
-            "issuer",
-            &p.irsa,
-            &[
-                s("issuer"),
-                s("serve"),
-                format!("--issuer-url={issuer_url}"),
+        let issuer_keys_args = match &cluster.layout.issuer_signer_socket {
+            // The signer's refresh hint paces the issuer's reads (--reload-interval is refused with it).
+            Some(socket) => vec![format!("--signer-socket={}", socket.display())],
+            None => vec![
                 format!("--public-key-file={}", issuer_keys.display()),
-                format!("--tls-cert-file={}", dir.join("serving.crt").display()),
-                format!("--tls-key-file={}", dir.join("serving.key").display()),
-                format!("--listen={address}:{issuer_port}"),
-                format!("--admin-listen=127.0.0.1:{issuer_admin_port}"),
                 s("--reload-interval=1s"),
-                s("--log-level=debug"),
             ],
-            &[],
-            &logs,
-        )?);
+        };
+        let mut issuer_args = vec![
+            s("issuer"),
+            s("serve"),
+            format!("--issuer-url={issuer_url}"),
+            format!("--tls-cert-file={}", dir.join("serving.crt").display()),
+            format!("--tls-key-file={}", dir.join("serving.key").display()),
+            format!("--listen={address}:{issuer_port}"),
+            format!("--admin-listen=127.0.0.1:{issuer_admin_port}"),
+            s("--log-level=debug"),
+        ];
+        issuer_args.extend(issuer_keys_args);
+        cluster.spawn(Process::start("issuer", &p.irsa, &issuer_args, &[], &logs)?);
         let minio_certs = dir.join("minio-certs");
         std::fs::create_dir_all(minio_certs.join("CAs"))?;
         write(&minio_certs.join("CAs/ca.crt"), cluster.ca.pem())?;
@@ -260,18 +271,16 @@ impl Cluster {
         cluster
             .wait_http("etcd", &format!("{etcd_url}/health"), None)
             .await?;
+        // The issuer is ready once it publishes keys (from a signer: after its first FetchKeys), before the
+        // apiserver issues tokens that name it.
+        cluster
+            .wait_http("issuer", &format!("{}/readyz", cluster.issuer_admin), None)
+            .await?;
         cluster.start_apiserver().await?;
 
         if cluster.layout.host_webhook {
             cluster.start_host_webhook(webhook_port, webhook_admin_port)?;
         }
-        cluster
-            .wait_http(
-                "issuer",
-                &format!("http://127.0.0.1:{issuer_admin_port}/readyz"),
-                None,
-            )
-            .await?;
         if cluster.layout.host_webhook {
             cluster
                 .wait_http(

@@ -66,6 +66,7 @@ pub fn layout() -> Layout {
             "--kubelet-preferred-address-types=InternalIP".into(),
         ],
         signing_endpoint: None,
+        issuer_signer_socket: None,
     }
 }
 

@@ -1,5 +1,6 @@
 //! irsa signs the cluster's tokens (issue #17): `irsa signer serve` on a unix socket, kube-apiserver started
-//! with `--service-account-signing-endpoint` and no key file, the issuer publishing the signer's public keys.
+//! with `--service-account-signing-endpoint` and no key file, the issuer reading the signer's key set itself
+//! (`irsa issuer serve --signer-socket`, no key file, no copy step).
 //! A TokenRequest token carries the signer's kid and MinIO's STS accepts it; a rotation while a token is in
 //! use; the signer down, then restarted.
 //!
@@ -77,8 +78,8 @@ fn main() -> ExitCode {
     conclusion.exit_code()
 }
 
-/// The signer with a first key (written by `irsa signer rotate`, which signs at once), the cluster calling it,
-/// and the issuer publishing its key.
+/// The signer with a first key (written by `irsa signer rotate`, which signs at once), then the issuer reading
+/// it (ready after its first FetchKeys), then the apiserver calling it.
 async fn setup(run: &std::path::Path) -> anyhow::Result<Cluster> {
     let peers = Peers::locate()?;
     let signer = SIGNER
@@ -87,9 +88,8 @@ async fn setup(run: &std::path::Path) -> anyhow::Result<Cluster> {
     signer.start("signer").await?;
     let layout = Layout {
         signing_endpoint: Some(signer.socket.clone()),
+        issuer_signer_socket: Some(signer.socket.clone()),
         ..Layout::default()
     };
-    let cluster = Cluster::start_with(peers, layout).await?;
-    signer.publish(&cluster).await?;
-    Ok(cluster)
+    Cluster::start_with(peers, layout).await
 }

@@ -1,14 +1,13 @@
 //! The signer the suite runs beside the cluster: started, stopped and restarted by the tests, its keys rotated
-//! and read with `irsa signer rotate` / `status` exactly as an operator would, and published to the issuer.
+//! and read with `irsa signer rotate` / `status` exactly as an operator would. The issuer reads its key set
+//! from the socket itself: nothing here copies a key.
 
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 use std::time::Duration;
 
 use anyhow::{Context as _, ensure};
-use irsa_e2e::cluster::Cluster;
 use irsa_e2e::process::Process;
-use irsa_e2e::scenario;
 use irsa_testing::wait::{Check, Wait};
 use serde_json::Value;
 
@@ -122,38 +121,6 @@ impl Signer {
             .find(|k| k["kid"] == kid)
             .with_context(|| format!("no key {kid} in {status}"))?;
         Ok(key["state"].as_str().unwrap_or_default().to_string())
-    }
-
-    /// Publishes every key `status` lists (what `irsa issuer serve` will read from the signer directly) as the
-    /// issuer's key file, and waits until the issuer serves them all.
-    pub async fn publish(&self, cluster: &Cluster) -> anyhow::Result<()> {
-        let status = self.status()?;
-        let keys = status["keys"].as_array().context("keys")?;
-        let pem: String = keys
-            .iter()
-            .filter(|k| k["state"] != "retired")
-            .filter_map(|k| k["public_key_pem"].as_str())
-            .collect();
-        let kids: Vec<String> = keys
-            .iter()
-            .filter_map(|k| k["kid"].as_str().map(String::from))
-            .collect();
-        // Write then rename; the issuer re-reads its key file every second.
-        let staged = cluster.dir.join("issuer-keys.pem.new");
-        std::fs::write(&staged, pem)?;
-        std::fs::rename(&staged, &cluster.issuer_keys)?;
-        let http = cluster.http()?;
-        let jwks = format!("{}/openid/v1/jwks", cluster.issuer_url);
-        Wait::up_to(Duration::from_secs(30))
-            .every(Duration::from_millis(200))
-            .try_until("the issuer publishes the signer's keys", || async {
-                let published = scenario::jwks_kids(&http, &jwks, None).await?;
-                anyhow::Ok(Check::ready_if(
-                    kids.iter().all(|k| published.contains(k)),
-                    || format!("{published:?}, want {kids:?}"),
-                ))
-            })
-            .await
     }
 }
 
