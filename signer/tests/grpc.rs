@@ -11,13 +11,11 @@ use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use common::{expected_kid, fixture, verify};
 use irsa_signer::live::Live;
-use irsa_signer::proto::external_jwt_signer_client::ExternalJwtSignerClient;
 use irsa_signer::proto::{FetchKeysRequest, MetadataRequest, SignJwtRequest};
 use irsa_signer::reload;
 use irsa_signer::rotation::Policy;
 use irsa_signer::service::Signer;
 use irsa_signer::socket::{self, SocketError};
-use tonic::transport::{Channel, Endpoint, Uri};
 
 /// Serves `signer` on a socket at `path` in the background.
 fn serve(signer: Signer, path: &Path) {
@@ -30,18 +28,8 @@ fn serve(signer: Signer, path: &Path) {
     );
 }
 
-async fn client(path: PathBuf) -> ExternalJwtSignerClient<Channel> {
-    let channel = Endpoint::from_static("http://signer.invalid")
-        .connect_with_connector(tower::service_fn(move |_: Uri| {
-            let path = path.clone();
-            async move {
-                let stream = tokio::net::UnixStream::connect(path).await?;
-                Ok::<_, std::io::Error>(hyper_util::rt::TokioIo::new(stream))
-            }
-        }))
-        .await
-        .unwrap();
-    ExternalJwtSignerClient::new(channel)
+async fn client(path: PathBuf) -> irsa_externaljwt::Client {
+    irsa_externaljwt::connect(&path).await.unwrap()
 }
 
 fn key_dir() -> tempfile::TempDir {

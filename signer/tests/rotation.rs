@@ -14,7 +14,6 @@ use common::{expected_kid, fixture, verify};
 use irsa_signer::key_file;
 use irsa_signer::live::Live;
 use irsa_signer::metrics::Metrics;
-use irsa_signer::proto::external_jwt_signer_client::ExternalJwtSignerClient;
 use irsa_signer::proto::{FetchKeysRequest, FetchKeysResponse, SignJwtRequest};
 use irsa_signer::reload::{self, Reloader};
 use irsa_signer::rotation::Policy;
@@ -22,7 +21,6 @@ use irsa_signer::service::Signer;
 use irsa_signer::socket;
 use irsa_signer::source::Source;
 use prometheus_client::registry::Registry;
-use tonic::transport::{Channel, Endpoint, Uri};
 
 /// The fake clock: seconds after 2026-11-01T00:00:00Z.
 fn t(secs: u64) -> SystemTime {
@@ -42,28 +40,17 @@ fn key_written_at(dir: &Path, name: &str, at: SystemTime) {
     std::fs::copy(fixture(name), dir.join(key_file::file_name(at))).unwrap();
 }
 
-async fn serve(signer: Signer, path: &Path) -> ExternalJwtSignerClient<Channel> {
+async fn serve(signer: Signer, path: &Path) -> irsa_externaljwt::Client {
     let listener = socket::bind(path).unwrap();
     tokio::spawn(
         tonic::transport::Server::builder()
             .add_service(signer.into_server())
             .serve_with_incoming(tokio_stream::wrappers::UnixListenerStream::new(listener)),
     );
-    let path = path.to_path_buf();
-    let channel = Endpoint::from_static("http://signer.invalid")
-        .connect_with_connector(tower::service_fn(move |_: Uri| {
-            let path = path.clone();
-            async move {
-                let stream = tokio::net::UnixStream::connect(path).await?;
-                Ok::<_, std::io::Error>(hyper_util::rt::TokioIo::new(stream))
-            }
-        }))
-        .await
-        .unwrap();
-    ExternalJwtSignerClient::new(channel)
+    irsa_externaljwt::connect(path).await.unwrap()
 }
 
-async fn sign(client: &mut ExternalJwtSignerClient<Channel>) -> (String, String) {
+async fn sign(client: &mut irsa_externaljwt::Client) -> (String, String) {
     let claims = URL_SAFE_NO_PAD.encode(r#"{"sub":"system:serviceaccount:a:b"}"#);
     let signed = client
         .sign(SignJwtRequest {
@@ -80,7 +67,7 @@ async fn sign(client: &mut ExternalJwtSignerClient<Channel>) -> (String, String)
     )
 }
 
-async fn fetch(client: &mut ExternalJwtSignerClient<Channel>) -> (Vec<String>, SystemTime) {
+async fn fetch(client: &mut irsa_externaljwt::Client) -> (Vec<String>, SystemTime) {
     let FetchKeysResponse {
         keys,
         data_timestamp,

@@ -12,9 +12,7 @@ use clap::Parser;
 use common::{expected_kid, fixture};
 use irsa_signer::cmd::serve::{ServeArgs, serve};
 use irsa_signer::proto::SignJwtRequest;
-use irsa_signer::proto::external_jwt_signer_client::ExternalJwtSignerClient;
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
-use tonic::transport::{Endpoint, Uri};
 
 #[derive(Debug, Parser)]
 struct Cmd {
@@ -77,17 +75,9 @@ async fn wait_for(socket: &Path) {
 }
 
 async fn sign_once(socket: PathBuf) {
-    let channel = Endpoint::from_static("http://signer.invalid")
-        .connect_with_connector(tower::service_fn(move |_: Uri| {
-            let path = socket.clone();
-            async move {
-                let stream = tokio::net::UnixStream::connect(path).await?;
-                Ok::<_, std::io::Error>(hyper_util::rt::TokioIo::new(stream))
-            }
-        }))
+    irsa_externaljwt::connect(&socket)
         .await
-        .unwrap();
-    ExternalJwtSignerClient::new(channel)
+        .unwrap()
         .sign(SignJwtRequest {
             claims: URL_SAFE_NO_PAD.encode("{}"),
         })
