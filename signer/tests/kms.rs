@@ -5,8 +5,9 @@
 //! Every test works in key sets of its own (moto is shared by every test and every run), so they run in
 //! parallel and again against the same server.
 
-use std::sync::atomic::{AtomicU32, Ordering};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+mod common;
+
+use std::time::{Duration, SystemTime};
 
 use aws_lc_rs::signature::{ECDSA_P521_SHA512_FIXED, UnparsedPublicKey};
 use aws_sdk_kms::config::{BehaviorVersion, Credentials, Region};
@@ -26,24 +27,7 @@ fn moto() -> Option<aws_sdk_kms::Client> {
         );
         return None;
     };
-    let config = aws_sdk_kms::Config::builder()
-        .behavior_version(BehaviorVersion::latest())
-        .region(Region::new("us-east-1"))
-        .endpoint_url(endpoint)
-        .credentials_provider(Credentials::new("testing", "testing", None, None, "test"))
-        .build();
-    Some(aws_sdk_kms::Client::from_conf(config))
-}
-
-/// A set name no other test or run uses.
-fn unique_set(what: &str) -> String {
-    static NEXT: AtomicU32 = AtomicU32::new(0);
-    let nanos = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap()
-        .as_nanos();
-    let n = NEXT.fetch_add(1, Ordering::Relaxed);
-    format!("test-{what}-{}-{nanos}-{n}", std::process::id())
+    Some(common::moto_kms(&endpoint))
 }
 
 /// Creates a key outside the module (untagged, or tagged with `set`), as an operator might.
@@ -101,7 +85,7 @@ fn verify(token: &str, spki_der: &[u8], alg: jsonwebtoken::Algorithm) -> serde_j
 #[tokio::test]
 async fn kms_signatures_verify_with_the_published_keys() {
     let Some(client) = moto() else { return };
-    let set = KmsKeySet::new(client, &unique_set("sign")).unwrap();
+    let set = KmsKeySet::new(client, &common::unique_set("test-sign")).unwrap();
     for (spec, alg) in [
         (KmsKeySpec::Rsa2048, jsonwebtoken::Algorithm::RS256),
         (KmsKeySpec::EccNistP256, jsonwebtoken::Algorithm::ES256),
@@ -129,7 +113,7 @@ async fn kms_signatures_verify_with_the_published_keys() {
 #[tokio::test]
 async fn p521_signatures_are_fixed_width_and_verify() {
     let Some(client) = moto() else { return };
-    let set = KmsKeySet::new(client, &unique_set("p521")).unwrap();
+    let set = KmsKeySet::new(client, &common::unique_set("test-p521")).unwrap();
     let key = set.create(KmsKeySpec::EccNistP521).await.unwrap();
     assert_eq!(key.algorithm(), Algorithm::ES512);
     let point = match irsa_issuer::keys::PublicKey::from_spki_der(key.spki_der())
@@ -152,9 +136,9 @@ async fn p521_signatures_are_fixed_width_and_verify() {
 #[tokio::test]
 async fn list_finds_the_sets_enabled_keys_only() {
     let Some(client) = moto() else { return };
-    let name = unique_set("list");
+    let name = common::unique_set("test-list");
     let set = KmsKeySet::new(client.clone(), &name).unwrap();
-    let other = KmsKeySet::new(client.clone(), &unique_set("other")).unwrap();
+    let other = KmsKeySet::new(client.clone(), &common::unique_set("test-other")).unwrap();
 
     let before = SystemTime::now() - Duration::from_secs(5);
     let rsa = set.create(KmsKeySpec::Rsa2048).await.unwrap();
@@ -223,8 +207,8 @@ async fn list_finds_the_sets_enabled_keys_only() {
 #[tokio::test]
 async fn retire_schedules_deletion_with_the_minimum_window() {
     let Some(client) = moto() else { return };
-    let set = KmsKeySet::new(client.clone(), &unique_set("retire")).unwrap();
-    let other = KmsKeySet::new(client.clone(), &unique_set("retire-other")).unwrap();
+    let set = KmsKeySet::new(client.clone(), &common::unique_set("test-retire")).unwrap();
+    let other = KmsKeySet::new(client.clone(), &common::unique_set("test-retire-other")).unwrap();
     let key = set.create(KmsKeySpec::EccNistP256).await.unwrap();
 
     // Another set's handle refuses: retiring is destructive.
@@ -277,7 +261,7 @@ async fn tagged_keys_that_cannot_sign_tokens_are_errors_naming_them() {
             "secp256k1 is not a curve STS accepts",
         ),
     ] {
-        let name = unique_set("unusable");
+        let name = common::unique_set("test-unusable");
         let id = raw_key(&client, spec.clone(), usage, Some(&name), None).await;
         let set = KmsKeySet::new(client.clone(), &name).unwrap();
         let err = set.list().await.unwrap_err();
@@ -291,7 +275,7 @@ async fn tagged_keys_that_cannot_sign_tokens_are_errors_naming_them() {
 #[tokio::test]
 async fn access_denied_names_the_permission_and_the_key() {
     let Some(client) = moto() else { return };
-    let name = unique_set("denied");
+    let name = common::unique_set("test-denied");
     // moto enforces key policies on DescribeKey only: a Deny there stands for any missing permission.
     let policy = serde_json::json!({
         "Version": "2012-10-17",
@@ -331,7 +315,7 @@ async fn access_denied_names_the_permission_and_the_key() {
 #[tokio::test]
 async fn messages_longer_than_one_raw_sign_are_refused() {
     let Some(client) = moto() else { return };
-    let set = KmsKeySet::new(client.clone(), &unique_set("fail")).unwrap();
+    let set = KmsKeySet::new(client.clone(), &common::unique_set("test-fail")).unwrap();
     let key = set.create(KmsKeySpec::Rsa2048).await.unwrap();
 
     // Longer than one RAW kms:Sign takes: refused before the call.
@@ -371,7 +355,7 @@ async fn an_unreachable_kms_names_the_call_and_no_error_code() {
 async fn a_failed_kms_sign_keeps_the_kid_and_kms_error_text() {
     use irsa_signer::source::Key;
     let Some(client) = moto() else { return };
-    let set = KmsKeySet::new(client, &unique_set("failed-sign")).unwrap();
+    let set = KmsKeySet::new(client, &common::unique_set("test-failed-sign")).unwrap();
     let key = set.create(KmsKeySpec::EccNistP256).await.unwrap();
     let err = Key::sign(&key, &[b'a'; MAX_RAW_MESSAGE + 1])
         .await

@@ -9,10 +9,8 @@ mod common;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::sync::atomic::{AtomicU32, Ordering};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
-use aws_sdk_kms::config::{BehaviorVersion, Credentials, Region};
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use clap::Parser;
@@ -66,24 +64,7 @@ fn in_child(test: &str) -> bool {
 /// The test's own view of moto (not the commands' client): to look at the set from outside.
 fn moto_set(name: &str) -> KmsKeySet {
     let endpoint = std::env::var("IRSA_MOTO_ENDPOINT").unwrap();
-    let config = aws_sdk_kms::Config::builder()
-        .behavior_version(BehaviorVersion::latest())
-        .region(Region::new("us-east-1"))
-        .endpoint_url(endpoint)
-        .credentials_provider(Credentials::new("testing", "testing", None, None, "test"))
-        .build();
-    KmsKeySet::new(aws_sdk_kms::Client::from_conf(config), name).unwrap()
-}
-
-/// A set name no other test or run uses (moto is shared).
-fn unique_set(what: &str) -> String {
-    static NEXT: AtomicU32 = AtomicU32::new(0);
-    let nanos = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap()
-        .as_nanos();
-    let n = NEXT.fetch_add(1, Ordering::Relaxed);
-    format!("cmd-{what}-{}-{nanos}-{n}", std::process::id())
+    KmsKeySet::new(common::moto_kms(&endpoint), name).unwrap()
 }
 
 /// Short rotation durations every command of a test shares (the policy check allows them: 3 s >= 1 + 1 s).
@@ -210,7 +191,7 @@ fn serve_with_a_kms_key_set_signs_tokens_that_verify_with_fetch_keys() {
         return;
     }
     tokio::runtime::Runtime::new().unwrap().block_on(async {
-        let set = unique_set("serve");
+        let set = common::unique_set("cmd-serve");
         let key = moto_set(&set)
             .create(irsa_signer::kms::KmsKeySpec::EccNistP256)
             .await
@@ -236,7 +217,7 @@ fn rotate_adds_a_kms_key_that_is_published_first_then_signs() {
         return;
     }
     tokio::runtime::Runtime::new().unwrap().block_on(async {
-        let set = unique_set("rotate");
+        let set = common::unique_set("cmd-rotate");
         let set_arg = format!("--kms-key-set={set}");
         let rotate_args = [&["rotate", set_arg.as_str()][..], &SHORT].concat();
         let status_args = [&["status", set_arg.as_str()][..], &SHORT].concat();
@@ -331,7 +312,7 @@ fn a_kms_key_set_without_keys_is_a_clear_error_and_nothing_changes() {
         return;
     }
     tokio::runtime::Runtime::new().unwrap().block_on(async {
-        let set = unique_set("empty");
+        let set = common::unique_set("cmd-empty");
         let expected = format!(
             "no KMS key tagged irsa-signer-key-set={set}; create one with irsa signer rotate --kms-key-set {set}"
         );
@@ -388,7 +369,7 @@ fn the_automatic_mode_starts_an_empty_kms_key_set_with_its_first_key() {
         return;
     }
     tokio::runtime::Runtime::new().unwrap().block_on(async {
-        let set = unique_set("auto");
+        let set = common::unique_set("cmd-auto");
         let dir = tempfile::tempdir().unwrap();
         let socket = dir.path().join("s.sock");
         let mut args = serve_args(&socket, &set);

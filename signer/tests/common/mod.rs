@@ -36,3 +36,29 @@ pub fn verify(token: &str, public_pem: &[u8], alg: jsonwebtoken::Algorithm) -> s
         .expect("the signature verifies with the public key")
         .claims
 }
+
+/// A KMS client for moto at `endpoint` (`IRSA_MOTO_ENDPOINT`), with moto's dummy credentials.
+pub fn moto_kms(endpoint: &str) -> aws_sdk_kms::Client {
+    use aws_sdk_kms::config::{BehaviorVersion, Credentials, Region};
+    let config = aws_sdk_kms::Config::builder()
+        .behavior_version(BehaviorVersion::latest())
+        .region(Region::new("us-east-1"))
+        .endpoint_url(endpoint)
+        .credentials_provider(Credentials::new("testing", "testing", None, None, "test"))
+        .build();
+    aws_sdk_kms::Client::from_conf(config)
+}
+
+/// A KMS key-set name no other test or run uses (moto is shared by every test and every run): `what`, then
+/// the process, the time and a counter.
+pub fn unique_set(what: &str) -> String {
+    use std::sync::atomic::{AtomicU32, Ordering};
+    use std::time::{SystemTime, UNIX_EPOCH};
+    static NEXT: AtomicU32 = AtomicU32::new(0);
+    let nanos = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_nanos();
+    let n = NEXT.fetch_add(1, Ordering::Relaxed);
+    format!("{what}-{}-{nanos}-{n}", std::process::id())
+}
