@@ -93,6 +93,16 @@ fn at_moto(cluster: &Cluster, program: &std::path::Path, args: &[&str]) -> anyho
     Ok(String::from_utf8(output.stdout)?)
 }
 
+/// `irsa create-role ARGS --output json` against moto: the new role's ARN.
+fn create_role(cluster: &Cluster, args: &[&str]) -> anyhow::Result<String> {
+    let args = [&["create-role"], args, &["--output", "json"]].concat();
+    let created: Value = serde_json::from_str(&at_moto(cluster, &cluster.peers.irsa, &args)?)?;
+    Ok(created["role"]["role_arn"]
+        .as_str()
+        .context("role ARN")?
+        .to_owned())
+}
+
 /// Registers the issuer in moto (idempotent); returns the provider's ARN when this call created it, for
 /// [`remove_provider`] to delete.
 fn associate(cluster: &Cluster) -> anyhow::Result<Option<String>> {
@@ -283,11 +293,9 @@ async fn injected(cluster: &Cluster, role_name: &str, webhook_name: &str) -> any
 
     // 3. A role whose trust policy names another namespace.
     let other = unique("elsewhere");
-    let created = at_moto(
+    let role_arn = create_role(
         cluster,
-        &cluster.peers.irsa,
         &[
-            "create-role",
             "--issuer-url",
             issuer,
             "--namespace",
@@ -296,15 +304,8 @@ async fn injected(cluster: &Cluster, role_name: &str, webhook_name: &str) -> any
             "wrong-trust",
             "--role-name",
             role_name,
-            "--output",
-            "json",
         ],
     )?;
-    let created: Value = serde_json::from_str(&created)?;
-    let role_arn = created["role"]["role_arn"]
-        .as_str()
-        .context("role ARN")?
-        .to_owned();
     service_account_with_role(cluster, &ns, "wrong-trust", &role_arn).await?;
     let (code, report) = doctor(
         cluster,
@@ -487,11 +488,9 @@ async fn iam_cases(cluster: &Cluster, elsewhere: &str, role_name: &str) -> anyho
 
     // 3. The right provider, and a role whose trust policy admits another audience.
     associate(cluster)?;
-    let created = at_moto(
+    let role_arn = create_role(
         cluster,
-        &cluster.peers.irsa,
         &[
-            "create-role",
             "--issuer-url",
             issuer,
             "--namespace",
@@ -502,15 +501,8 @@ async fn iam_cases(cluster: &Cluster, elsewhere: &str, role_name: &str) -> anyho
             "other.example",
             "--role-name",
             role_name,
-            "--output",
-            "json",
         ],
     )?;
-    let created: Value = serde_json::from_str(&created)?;
-    let role_arn = created["role"]["role_arn"]
-        .as_str()
-        .context("role ARN")?
-        .to_owned();
     service_account_with_role(cluster, &ns, "wrong-aud", &role_arn).await?;
     let (code, report) = doctor(
         cluster,
