@@ -134,7 +134,7 @@ pub fn mutate(
         ));
     }
     let sa_name = pod::service_account_name(pod);
-    if let Some(near_miss) = sa.and_then(|sa| sa.near_miss.as_ref()) {
+    if let Some(near_miss) = sa.and_then(|sa| sa.options().near_miss.as_ref()) {
         warnings.push(Warning::new(
             WarningReason::NearMissAnnotation,
             format!(
@@ -381,14 +381,15 @@ impl<'a> Settings<'a> {
         warnings: &mut Vec<Warning>,
     ) -> Self {
         let prefix = cfg.annotation_prefix.as_str();
-        let audience = sa
+        let options = sa.options();
+        let audience = options
             .audience
             .as_deref()
             .map(str::trim)
             .filter(|aud| !aud.is_empty())
             .unwrap_or(&cfg.token_audience);
 
-        let regional = match sa.sts_regional_endpoints.as_deref().map(str::trim) {
+        let regional = match options.sts_regional_endpoints.as_deref().map(str::trim) {
             None => cfg.sts_regional_endpoint,
             Some(raw) => parse_bool(raw).unwrap_or_else(|| {
                 warnings.push(Warning::new(
@@ -408,7 +409,7 @@ impl<'a> Settings<'a> {
                 "pod",
                 pod::prefixed_annotation(pod, prefix, annotation::TOKEN_EXPIRATION),
             ),
-            ("service account", sa.token_expiration.as_deref()),
+            ("service account", options.token_expiration.as_deref()),
         ];
         let expiration = resolve_expiration(
             &sources,
@@ -418,7 +419,7 @@ impl<'a> Settings<'a> {
             warnings,
         );
 
-        let sts_endpoint_url = match sa.sts_endpoint_url.as_deref().map(str::trim) {
+        let sts_endpoint_url = match options.sts_endpoint_url.as_deref().map(str::trim) {
             // An emptied annotation means "no override", as for the audience.
             None | Some("") => cfg.sts_endpoint_url.as_deref(),
             Some(url) if is_sts_endpoint_url(url) => Some(url),
@@ -439,7 +440,7 @@ impl<'a> Settings<'a> {
             }
         };
 
-        let session_name = match sa.role_session_name.as_deref().map(str::trim) {
+        let session_name = match options.role_session_name.as_deref().map(str::trim) {
             // An emptied annotation means "no override", as for the STS endpoint.
             None | Some("") => cfg.role_session_name.as_ref().map(Cow::Borrowed),
             Some(raw) => match SessionNameTemplate::parse(raw) {
@@ -819,6 +820,7 @@ fn split_names(raw: &str) -> Vec<&str> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::views::AccountOptions;
 
     fn cfg() -> InjectionConfig {
         InjectionConfig::default()
@@ -929,14 +931,28 @@ mod tests {
                 .find(|var| var["name"] == env::ENDPOINT_URL_STS)
                 .map(|var| var["value"].as_str().unwrap().to_owned())
         };
-        let mut sa = ServiceAccountView::new(ARN);
-        assert_eq!(endpoint(&sa).as_deref(), Some("https://flag.example"));
-        sa.sts_endpoint_url = Some(" http://minio:9000 ".into());
-        assert_eq!(endpoint(&sa).as_deref(), Some("http://minio:9000"));
-        sa.sts_endpoint_url = Some("".into());
-        assert_eq!(endpoint(&sa).as_deref(), Some("https://flag.example"));
-        sa.sts_endpoint_url = Some("minio:9000".into());
-        assert_eq!(endpoint(&sa), None);
+        let with_url = |url: &str| {
+            ServiceAccountView::with_options(
+                ARN,
+                AccountOptions {
+                    sts_endpoint_url: Some(url.into()),
+                    ..AccountOptions::default()
+                },
+            )
+        };
+        assert_eq!(
+            endpoint(&ServiceAccountView::new(ARN)).as_deref(),
+            Some("https://flag.example")
+        );
+        assert_eq!(
+            endpoint(&with_url(" http://minio:9000 ")).as_deref(),
+            Some("http://minio:9000")
+        );
+        assert_eq!(
+            endpoint(&with_url("")).as_deref(),
+            Some("https://flag.example")
+        );
+        assert_eq!(endpoint(&with_url("minio:9000")), None);
     }
 
     #[test]

@@ -27,15 +27,27 @@ where
 
 /// What the mutation needs from an annotated ServiceAccount: the raw annotation values.
 ///
-/// Boxed strings rather than `String`s: no spare capacity, 16 bytes per field, `None` free.
+/// The cache holds one per annotated ServiceAccount, so it is kept small: the role ARN, and the rarer
+/// annotations boxed apart ([`AccountOptions`]), absent for the common account that carries only a role. 24
+/// bytes instead of the 112 of seven inline fields: about 3 MB less with 100,000 ServiceAccounts, a third of
+/// them annotated (issue #16, `bench/README.md`).
 ///
-/// A ServiceAccount without `<prefix>/role-arn` but with a [near miss](Self::near_miss) also gets a view, with
-/// an empty `role_arn`: the cache stores views only, so the finding must travel in one for the mutation to
-/// warn about it.
+/// A ServiceAccount without `<prefix>/role-arn` but with a [near miss](AccountOptions::near_miss) also gets a
+/// view, with an empty `role_arn`: the cache stores views only, so the finding must travel in one for the
+/// mutation to warn about it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ServiceAccountView {
     /// `<prefix>/role-arn`, as written (validated by the mutation).
     pub role_arn: Box<str>,
+    /// The other annotations, `None` when the account has none of them (never a box of `None`s).
+    options: Option<Box<AccountOptions>>,
+}
+
+/// The annotations of an annotated ServiceAccount other than its role ARN, as written.
+///
+/// Boxed strings rather than `String`s: no spare capacity, 16 bytes per field, `None` free.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct AccountOptions {
     /// `<prefix>/audience`, when present.
     pub audience: Option<Box<str>>,
     /// `<prefix>/sts-regional-endpoints`, when present.
@@ -51,18 +63,36 @@ pub struct ServiceAccountView {
     pub near_miss: Option<Box<str>>,
 }
 
+/// What [`ServiceAccountView::options`] lends for an account with a role ARN only.
+static NO_OPTIONS: AccountOptions = AccountOptions {
+    audience: None,
+    sts_regional_endpoints: None,
+    token_expiration: None,
+    sts_endpoint_url: None,
+    role_session_name: None,
+    near_miss: None,
+};
+
 impl ServiceAccountView {
     /// A view with only a role ARN.
     pub fn new(role_arn: impl Into<Box<str>>) -> Self {
         Self {
             role_arn: role_arn.into(),
-            audience: None,
-            sts_regional_endpoints: None,
-            token_expiration: None,
-            sts_endpoint_url: None,
-            role_session_name: None,
-            near_miss: None,
+            options: None,
         }
+    }
+
+    /// A view with a role ARN and other annotations (boxed only when there is one).
+    pub fn with_options(role_arn: impl Into<Box<str>>, options: AccountOptions) -> Self {
+        Self {
+            role_arn: role_arn.into(),
+            options: (options != NO_OPTIONS).then(|| Box::new(options)),
+        }
+    }
+
+    /// The annotations other than the role ARN (all `None` when it has none).
+    pub fn options(&self) -> &AccountOptions {
+        self.options.as_deref().unwrap_or(&NO_OPTIONS)
     }
 
     /// Extracts the view from a ServiceAccount's annotations; `None` when it has no (or an empty)
@@ -77,10 +107,13 @@ impl ServiceAccountView {
         };
         let Some(role_arn) = get(annotation::ROLE_ARN) else {
             let near_miss = near_miss_role_arn_key(prefix, annotations.keys().map(String::as_str))?;
-            return Some(Self {
-                near_miss: Some(near_miss.into()),
-                ..Self::new("")
-            });
+            return Some(Self::with_options(
+                "",
+                AccountOptions {
+                    near_miss: Some(near_miss.into()),
+                    ..AccountOptions::default()
+                },
+            ));
         };
         // An emptied annotation is how people switch injection off without deleting the key.
         if role_arn.trim().is_empty() {
@@ -93,27 +126,17 @@ impl ServiceAccountView {
                 suffix,
             )
         };
-        Some(Self {
-            role_arn: role_arn.into(),
-            audience: get(annotation::AUDIENCE).map(Into::into),
-            sts_regional_endpoints: get(annotation::STS_REGIONAL_ENDPOINTS).map(Into::into),
-            token_expiration: get(annotation::TOKEN_EXPIRATION).map(Into::into),
-            sts_endpoint_url: irsa(irsa_annotation::STS_ENDPOINT_URL).map(Into::into),
-            role_session_name: irsa(irsa_annotation::ROLE_SESSION_NAME).map(Into::into),
-            near_miss: None,
-        })
-    }
-
-    /// Heap bytes owned by this view, for the cache's memory accounting.
-    pub fn heap_bytes(&self) -> usize {
-        let opt = |s: &Option<Box<str>>| s.as_ref().map_or(0, |s| s.len());
-        self.role_arn.len()
-            + opt(&self.audience)
-            + opt(&self.sts_regional_endpoints)
-            + opt(&self.token_expiration)
-            + opt(&self.sts_endpoint_url)
-            + opt(&self.role_session_name)
-            + opt(&self.near_miss)
+        Some(Self::with_options(
+            role_arn,
+            AccountOptions {
+                audience: get(annotation::AUDIENCE).map(Into::into),
+                sts_regional_endpoints: get(annotation::STS_REGIONAL_ENDPOINTS).map(Into::into),
+                token_expiration: get(annotation::TOKEN_EXPIRATION).map(Into::into),
+                sts_endpoint_url: irsa(irsa_annotation::STS_ENDPOINT_URL).map(Into::into),
+                role_session_name: irsa(irsa_annotation::ROLE_SESSION_NAME).map(Into::into),
+                near_miss: None,
+            },
+        ))
     }
 }
 
@@ -302,9 +325,9 @@ mod tests {
         ]);
         let view = ServiceAccountView::from_annotations("eks.amazonaws.com", &sa).unwrap();
         assert_eq!(&*view.role_arn, "arn:aws:iam::123456789012:role/app");
-        assert_eq!(view.audience.as_deref(), Some("minio"));
-        assert_eq!(view.token_expiration.as_deref(), Some("3600"));
-        assert_eq!(view.sts_regional_endpoints, None);
+        assert_eq!(view.options().audience.as_deref(), Some("minio"));
+        assert_eq!(view.options().token_expiration.as_deref(), Some("3600"));
+        assert_eq!(view.options().sts_regional_endpoints, None);
         assert!(ServiceAccountView::from_annotations("other.example.com", &sa).is_none());
     }
 
@@ -324,11 +347,11 @@ mod tests {
         ]);
         let view = ServiceAccountView::from_annotations("eks.amazonaws.com", &sa).unwrap();
         assert_eq!(
-            view.sts_endpoint_url.as_deref(),
+            view.options().sts_endpoint_url.as_deref(),
             Some("https://sts.example")
         );
-        assert_eq!(view.role_session_name.as_deref(), Some("{pod}"));
-        assert_eq!(view.near_miss, None);
+        assert_eq!(view.options().role_session_name.as_deref(), Some("{pod}"));
+        assert_eq!(view.options().near_miss, None);
     }
 
     #[test]
@@ -347,7 +370,7 @@ mod tests {
             ]);
             let view = ServiceAccountView::from_annotations("eks.amazonaws.com", &sa)
                 .unwrap_or_else(|| panic!("{key:?}"));
-            assert_eq!(view.near_miss.as_deref(), Some(key));
+            assert_eq!(view.options().near_miss.as_deref(), Some(key));
             assert_eq!(&*view.role_arn, "");
         }
         for key in [
@@ -370,7 +393,7 @@ mod tests {
             ("eks.amazonaws.com/rolearn", "x"),
         ]);
         let view = ServiceAccountView::from_annotations("eks.amazonaws.com", &sa).unwrap();
-        assert_eq!(view.near_miss, None);
+        assert_eq!(view.options().near_miss, None);
     }
 
     #[test]
@@ -390,11 +413,30 @@ mod tests {
 
     #[test]
     fn service_account_view_is_compact() {
-        // Seven optional strings; the three irsa-only ones (sts-endpoint-url, role-session-name, near_miss)
-        // added 48 bytes.
-        assert_eq!(std::mem::size_of::<ServiceAccountView>(), 112);
-        let view = ServiceAccountView::new("arn:aws:iam::123456789012:role/app");
-        assert_eq!(view.heap_bytes(), 34);
+        // The cache holds one per annotated account: a role ARN and one pointer, the other annotations boxed
+        // apart only when there is one (seven inline optional strings were 112 bytes).
+        assert_eq!(std::mem::size_of::<ServiceAccountView>(), 24);
+        let role_only = annotations(&[(
+            "eks.amazonaws.com/role-arn",
+            "arn:aws:iam::123456789012:role/app",
+        )]);
+        let view = ServiceAccountView::from_annotations("eks.amazonaws.com", &role_only).unwrap();
+        assert!(view.options.is_none(), "no box for a role-only account");
+        assert_eq!(
+            view,
+            ServiceAccountView::new("arn:aws:iam::123456789012:role/app")
+        );
+        let unboxed = ServiceAccountView::with_options("arn", AccountOptions::default());
+        assert!(unboxed.options.is_none(), "never a box of Nones");
+        let with_audience = ServiceAccountView::with_options(
+            "arn",
+            AccountOptions {
+                audience: Some("minio".into()),
+                ..AccountOptions::default()
+            },
+        );
+        assert_eq!(with_audience.options().audience.as_deref(), Some("minio"));
+        assert_ne!(with_audience, unboxed);
     }
 
     #[test]

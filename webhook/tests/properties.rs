@@ -12,7 +12,7 @@ use irsa_webhook::{
     config::{DEFAULT_TOKEN_MOUNT_PATH, InjectionConfig},
     mutate::{Outcome, mutate},
     session_name::SessionNameTemplate,
-    views::{NamespaceView, ServiceAccountView},
+    views::{AccountOptions, NamespaceView, ServiceAccountView},
 };
 use json_patch::PatchOperation;
 use proptest::{collection::vec, option, prelude::*};
@@ -288,17 +288,19 @@ fn service_account() -> impl Strategy<Value = Option<ServiceAccountView>> {
         ]),
     ))
     .prop_map(|sa| {
-        sa.map(
-            |(arn, audience, regional, expiration, session_name)| ServiceAccountView {
-                role_arn: arn.into(),
-                audience: audience.map(Into::into),
-                sts_regional_endpoints: regional.map(Into::into),
-                token_expiration: expiration.map(Into::into),
-                sts_endpoint_url: None,
-                role_session_name: session_name.map(Into::into),
-                near_miss: None,
-            },
-        )
+        sa.map(|(arn, audience, regional, expiration, session_name)| {
+            ServiceAccountView::with_options(
+                arn,
+                AccountOptions {
+                    audience: audience.map(Into::into),
+                    sts_regional_endpoints: regional.map(Into::into),
+                    token_expiration: expiration.map(Into::into),
+                    sts_endpoint_url: None,
+                    role_session_name: session_name.map(Into::into),
+                    near_miss: None,
+                },
+            )
+        })
     })
 }
 
