@@ -7,7 +7,8 @@
 #   reference: IRSA_BENCH_REFERENCE_ARGS="--rounds 3 --seconds 20 --accounts 100000" (the defaults) to change them
 #   bench/run.sh soak       not in the default list (20+ minutes): the webhook, then the issuer, 10 minutes each
 #                           at 80 % of saturation, with a verdict (exits non-zero when one fails);
-#                           IRSA_BENCH_SOAK_ARGS="--minutes 10 --window-seconds 60" (the defaults) to change them
+#                           IRSA_BENCH_SOAK_ARGS="--minutes 10 --window-seconds 60" (the defaults) to change them,
+#                           "--servers issuer" (or webhook) for one of them
 # Installs what it needs: the peers (hack/install-peers.sh), for `reference` the reference webhook
 # (hack/install-peers.sh reference-webhook), oha (cargo install, cached in ~/.cache/irsa/tools), and for the
 # issuer comparison nginx + wrk from Debian (apt-get).

@@ -5,7 +5,8 @@
 #   2. the Dockerfile's final stage and the archive describe the same image: ENTRYPOINT, USER, the COPY
 #      destination of the binary, the CA bundle distroless/static carries;
 #   3. the binary asks for no loader and no shared library; the CA bundle loads;
-#   4. `irsa --version` runs, chrooted into the unpacked root filesystem as uid/gid 65532;
+#   4. `irsa --version` runs, chrooted into the unpacked root filesystem as uid/gid 65532, and its allocator
+#      commits memory as it is used (mimalloc's arena_eager_commit 0, from .cargo/config.toml);
 #   5. `irsa webhook mutate` mutates a fixture pod exactly as the test suite expects;
 #   6. `irsa issuer serve` answers its JWKS over HTTP, then exits 0 on SIGTERM.
 # Needs root (chroot), readelf, curl and python3; installs skopeo, umoci, musl-tools and ca-certificates (apt)
@@ -147,6 +148,10 @@ free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",
 
 step "4. irsa --version, as uid $user in the image's root filesystem"
 "${as_image[@]}" --version || fail "irsa --version did not run in the image's root"
+# MIMALLOC_VERBOSE makes mimalloc print its options at start-up: the one the build sets must have reached it.
+allocator=$(env MIMALLOC_VERBOSE=1 "${as_image[@]}" --version 2>&1)
+[[ $allocator == *"option 'arena_eager_commit': 0"* ]] \
+  || fail "the binary's mimalloc commits arenas eagerly: MI_DEFAULT_ARENA_EAGER_COMMIT=0 (.cargo/config.toml) did not reach its build"
 
 step "5. irsa webhook mutate on the '$(basename "$fixture")' fixture"
 "${as_image[@]}" webhook mutate --pod /in/pod.yaml --service-account /in/serviceaccount.yaml --output patch \

@@ -8,10 +8,11 @@
 //! - reference: irsa side by side with the reference webhook (amazon-eks-pod-identity-webhook, see
 //!   [`reference`]): the same apiserver, certificate, review and load, rounds alternating between them;
 //! - soak: the webhook, then the issuer, at 80 % of their measured saturation for `--minutes` (default 10) in
-//!   windows of `--window-seconds` (default 60), with a verdict on errors, RSS, fds and p99 (see [`soak`]).
+//!   windows of `--window-seconds` (default 60), with a verdict on errors, RSS, fds and p99 (see [`soak`]);
+//!   `--servers issuer` (or `webhook`) soaks only that one.
 //!
 //! Usage: bench-webhook [load] [memory] [reference] [soak] [--accounts N] [--seconds S] [--rounds R]
-//! [--minutes M] [--window-seconds W] (no mode: load and memory); IRSA_BIN should be a release build, OHA the
+//! [--minutes M] [--window-seconds W] [--servers webhook,issuer] (no mode: load and memory); IRSA_BIN should be a release build, OHA the
 //! oha binary, and for `reference` IRSA_REFERENCE_WEBHOOK the reference's binary (default: where
 //! `hack/install-peers.sh reference-webhook` puts it). Prints markdown rows for bench/README.md.
 
@@ -56,6 +57,7 @@ fn main() -> anyhow::Result<()> {
     let rounds: usize = arg_value("--rounds").map_or(Ok(3), |v| v.parse())?;
     let minutes: u64 = arg_value("--minutes").map_or(Ok(10), |v| v.parse())?;
     let window_seconds: u64 = arg_value("--window-seconds").map_or(Ok(60), |v| v.parse())?;
+    let servers = arg_value("--servers").unwrap_or_else(|| "webhook,issuer".into());
     let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
     let runtime = tokio::runtime::Runtime::new()?;
     runtime.block_on(async {
@@ -73,7 +75,7 @@ fn main() -> anyhow::Result<()> {
             reference::run(&cluster, accounts, seconds, rounds).await?;
         }
         if soak {
-            soak::run(&cluster, minutes, window_seconds).await?;
+            soak::run(&cluster, &servers, minutes, window_seconds).await?;
         }
         anyhow::Ok(())
     })

@@ -38,12 +38,27 @@ struct Target<'a> {
     body: Option<String>,
 }
 
-/// Soaks the webhook, then the issuer, for `minutes` each in windows of `window_seconds`; fails naming every
-/// verdict that failed, after both ran.
-pub async fn run(cluster: &Cluster, minutes: u64, window_seconds: u64) -> anyhow::Result<()> {
+/// The servers a soak can target, in the order they run.
+const SERVERS: [&str; 2] = ["webhook", "issuer"];
+
+/// Soaks the webhook, then the issuer (those of them that `servers`, a comma-separated list, names), for
+/// `minutes` each in windows of `window_seconds`; fails naming every verdict that failed, after all ran.
+pub async fn run(
+    cluster: &Cluster,
+    servers: &str,
+    minutes: u64,
+    window_seconds: u64,
+) -> anyhow::Result<()> {
     if window_seconds == 0 || minutes * 60 < window_seconds {
         bail!(
             "--minutes {minutes} --window-seconds {window_seconds}: a soak needs at least one whole window"
+        );
+    }
+    let wanted: Vec<&str> = servers.split(',').map(str::trim).collect();
+    if let Some(unknown) = wanted.iter().find(|name| !SERVERS.contains(name)) {
+        bail!(
+            "--servers {servers}: {unknown:?} is not one of {}",
+            SERVERS.join(", ")
         );
     }
     let windows = minutes * 60 / window_seconds;
@@ -69,7 +84,7 @@ pub async fn run(cluster: &Cluster, minutes: u64, window_seconds: u64) -> anyhow
         },
     ];
     let mut failures = Vec::new();
-    for target in &targets {
+    for target in targets.iter().filter(|t| wanted.contains(&t.name)) {
         let pid = cluster
             .pid_of(target.name)
             .with_context(|| format!("the {}'s PID", target.name))?;
