@@ -15,8 +15,7 @@ use irsa_webhook::{
 };
 use serde_json::json;
 
-/// As in the `irsa` binary: a musl build (the image's) allocates with mimalloc.
-#[cfg(target_env = "musl")]
+/// As in the `irsa` binary, every build allocates with mimalloc.
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 

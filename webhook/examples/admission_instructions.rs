@@ -8,8 +8,7 @@
 //! `mutate`, `encode`, `skip` (serde_json skipping the whole review, the parser's floor), or `old-decode`,
 //! `old-encode`, `old-admit`: the decode and response encode before issue #16 (the pod built as a
 //! `serde_json::Value` minus managedFields and status, the response through `Serialize` structs; from
-//! 6f35d38), kept here to compare side by side. With `--target x86_64-unknown-linux-musl`, it allocates as
-//! the image does.
+//! 6f35d38), kept here to compare side by side. It allocates with mimalloc, as the image does.
 
 use std::hint::black_box;
 
@@ -21,9 +20,8 @@ use irsa_webhook::{
     views::ServiceAccountView,
 };
 
-/// As in the `irsa` binary: a musl build (the image's) allocates with mimalloc, so
-/// `--target x86_64-unknown-linux-musl` counts what the image runs.
-#[cfg(target_env = "musl")]
+/// As in the `irsa` binary, every build allocates with mimalloc (bench/README.md's counts of 2026-11-29's second
+/// part are of glibc's allocator, or mimalloc where they say `--target x86_64-unknown-linux-musl`).
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
