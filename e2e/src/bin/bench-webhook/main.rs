@@ -12,9 +12,10 @@
 //!   `--servers issuer` (or `webhook`) soaks only that one.
 //!
 //! Usage: bench-webhook [load] [memory] [reference] [soak] [--accounts N] [--seconds S] [--rounds R]
-//! [--minutes M] [--window-seconds W] [--servers webhook,issuer] (no mode: load and memory); IRSA_BIN should be a release build, OHA the
-//! oha binary, and for `reference` IRSA_REFERENCE_WEBHOOK the reference's binary (default: where
-//! `hack/install-peers.sh reference-webhook` puts it). Prints markdown rows for bench/README.md.
+//! [--minutes M] [--window-seconds W] [--servers webhook,issuer] (no mode: load and memory); IRSA_BIN should
+//! be a release build, OHA the oha binary, and for `reference` IRSA_REFERENCE_WEBHOOK the reference's binary
+//! (default: where `hack/install-peers.sh reference-webhook` puts it). Prints markdown rows for
+//! bench/README.md.
 
 mod agree;
 mod oha;

@@ -38,9 +38,6 @@ struct Target<'a> {
     body: Option<String>,
 }
 
-/// The servers a soak can target, in the order they run.
-const SERVERS: [&str; 2] = ["webhook", "issuer"];
-
 /// Soaks the webhook, then the issuer (those of them that `servers`, a comma-separated list, names), for
 /// `minutes` each in windows of `window_seconds`; fails naming every verdict that failed, after all ran.
 pub async fn run(
@@ -54,21 +51,8 @@ pub async fn run(
             "--minutes {minutes} --window-seconds {window_seconds}: a soak needs at least one whole window"
         );
     }
-    let wanted: Vec<&str> = servers.split(',').map(str::trim).collect();
-    if let Some(unknown) = wanted.iter().find(|name| !SERVERS.contains(name)) {
-        bail!(
-            "--servers {servers}: {unknown:?} is not one of {}",
-            SERVERS.join(", ")
-        );
-    }
     let windows = minutes * 60 / window_seconds;
     let review = Review::read()?;
-    review.create_account(cluster).await?;
-    // Neither server needs the STS or IAM during the soak: stop them so their background work stays out of it.
-    cluster.stop_peer("minio");
-    cluster.stop_peer("moto");
-    // Let the watch deliver the account: the soak measures the cache-hit path, as the load mode does.
-    tokio::time::sleep(Duration::from_secs(2)).await;
     let targets = [
         Target {
             name: "webhook",
@@ -83,6 +67,24 @@ pub async fn run(
             body: None,
         },
     ];
+    // Checked against the targets themselves, before the topology is touched.
+    let wanted: Vec<&str> = servers.split(',').map(str::trim).collect();
+    if let Some(unknown) = wanted
+        .iter()
+        .find(|name| !targets.iter().any(|t| t.name == **name))
+    {
+        let known: Vec<&str> = targets.iter().map(|t| t.name).collect();
+        bail!(
+            "--servers {servers}: {unknown:?} is not one of {}",
+            known.join(", ")
+        );
+    }
+    review.create_account(cluster).await?;
+    // Neither server needs the STS or IAM during the soak: stop them so their background work stays out of it.
+    cluster.stop_peer("minio");
+    cluster.stop_peer("moto");
+    // Let the watch deliver the account: the soak measures the cache-hit path, as the load mode does.
+    tokio::time::sleep(Duration::from_secs(2)).await;
     let mut failures = Vec::new();
     for target in targets.iter().filter(|t| wanted.contains(&t.name)) {
         let pid = cluster
