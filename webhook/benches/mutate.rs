@@ -8,7 +8,7 @@ use std::hint::black_box;
 use criterion::{Criterion, Throughput, criterion_main};
 use irsa_webhook::{
     config::InjectionConfig,
-    mutate::mutate,
+    mutate::mutate_pod,
     policy::Policy,
     review::{self, Decision},
     views::ServiceAccountView,
@@ -45,7 +45,7 @@ fn small_review() -> Vec<u8> {
 fn admit(body: &[u8], sa: &ServiceAccountView, cfg: &InjectionConfig) -> Vec<u8> {
     let request = review::decode(body).expect("a valid review");
     let decision = match request.pod.as_ref().filter(|_| request.is_pod_create()) {
-        Some(pod) => Policy::default().mutation(mutate(pod, Some(sa), None, cfg)),
+        Some(pod) => Policy::default().mutation(mutate_pod(pod, Some(sa), None, cfg)),
         None => Decision::allow(),
     };
     review::response(&request.uid, &decision)
@@ -79,10 +79,10 @@ fn bench(c: &mut Criterion) {
         b.iter(|| review::decode(black_box(large)).unwrap())
     });
     c.bench_function("mutate/review-6kb", |b| {
-        b.iter(|| mutate(black_box(pod), Some(&sa), None, &cfg))
+        b.iter(|| mutate_pod(black_box(pod), Some(&sa), None, &cfg))
     });
     // The third part of `admit`: the response with its base64 patch (the 9 operations of the review).
-    let decision = Policy::default().mutation(mutate(pod, Some(&sa), None, &cfg));
+    let decision = Policy::default().mutation(mutate_pod(pod, Some(&sa), None, &cfg));
     c.bench_function("encode/review-6kb", |b| {
         b.iter(|| review::response(black_box(&request.uid), black_box(&decision)))
     });

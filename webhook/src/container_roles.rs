@@ -15,11 +15,10 @@
 use std::collections::BTreeMap;
 
 use regex::Regex;
-use serde_json::Value;
 
 use crate::{
     mutate::role_arn_problem,
-    pod::{self, ContainerKind},
+    pod::{self, ContainerKind, Pod},
     views::{IRSA_ANNOTATION_PREFIX, NamespaceView, irsa_annotation},
     warning::{Warning, WarningReason},
 };
@@ -48,7 +47,7 @@ impl ContainerRoles {
     /// namespace forbids becomes `forbidden` (when it is still empty), which the policy may turn into a
     /// denial.
     pub fn read(
-        pod: &Value,
+        pod: &Pod<'_>,
         pattern: &Regex,
         ns: Option<&NamespaceView>,
         warnings: &mut Vec<Warning>,
@@ -139,14 +138,15 @@ mod tests {
 
     const ARN: &str = "arn:aws:iam::123456789012:role/uploader";
 
-    fn pod(annotation: &str) -> Value {
-        json!({"metadata": {"annotations": {"irsa-rs.github.io/container-role-arns": annotation}},
-               "spec": {"containers": [{"name": "app"}, {"name": "uploader"}],
-                        "initContainers": [{"name": "migrate"}]}})
+    fn pod(annotation: &str) -> Pod<'static> {
+        pod::from_value(&json!({
+            "metadata": {"annotations": {"irsa-rs.github.io/container-role-arns": annotation}},
+            "spec": {"containers": [{"name": "app"}, {"name": "uploader"}],
+                     "initContainers": [{"name": "migrate"}]}}))
     }
 
     fn read(
-        pod: &Value,
+        pod: &Pod<'_>,
         ns: Option<&NamespaceView>,
     ) -> (ContainerRoles, Vec<Warning>, Option<Warning>) {
         let pattern = crate::config::InjectionConfig::default().role_arn_pattern;
@@ -167,7 +167,10 @@ mod tests {
             Some("arn:aws:iam::123456789012:role/m,x=y")
         );
         assert_eq!(roles.role_for("app"), None);
-        let (roles, warnings, _) = read(&json!({"spec": {"containers": [{"name": "app"}]}}), None);
+        let (roles, warnings, _) = read(
+            &pod::from_value(&json!({"spec": {"containers": [{"name": "app"}]}})),
+            None,
+        );
         assert!(warnings.is_empty());
         assert_eq!(roles.role_for("app"), None);
         let (_, warnings, _) = read(&pod(" "), None);

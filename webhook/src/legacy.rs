@@ -25,7 +25,8 @@ use serde_json::Value;
 use crate::{
     config::{ConfigError, InjectionConfig, full_match_regex},
     mutate::{Outcome, Refusal, role_arn_problem},
-    pod, session_name,
+    pod::{self, Pod},
+    session_name,
     views::{ALLOWED_ROLES_ANNOTATION, AllowedRoles, NamespaceView, PERMITTED_ANNOTATION},
     warning::{Warning, WarningReason},
 };
@@ -242,13 +243,13 @@ pub(crate) enum PodRole {
 
 /// Whether the pod's namespace must be looked up for a legacy role, its annotation's or `--default-role`
 /// (the server skips the lookup for pods of unannotated ServiceAccounts otherwise).
-pub fn needs_namespace(pod: &Value, cfg: &InjectionConfig) -> bool {
+pub fn needs_namespace(pod: &Pod<'_>, cfg: &InjectionConfig) -> bool {
     cfg.legacy
         .as_ref()
         .is_some_and(|legacy| legacy.default_role_arn.is_some() || role_annotation(pod).is_some())
 }
 
-fn role_annotation(pod: &Value) -> Option<&str> {
+fn role_annotation<'p>(pod: &'p Pod<'_>) -> Option<&'p str> {
     pod::annotation(pod, ROLE_ANNOTATION)
         .map(str::trim)
         .filter(|role| !role.is_empty())
@@ -256,7 +257,7 @@ fn role_annotation(pod: &Value) -> Option<&str> {
 
 /// Reads the pod's legacy annotations. `sa_role` is the ServiceAccount's role ARN when it has one (it wins).
 pub(crate) fn pod_role(
-    pod: &Value,
+    pod: &Pod<'_>,
     sa_role: Option<&str>,
     ns: Option<&NamespaceView>,
     cfg: &InjectionConfig,
@@ -437,7 +438,7 @@ pub fn judge_namespace(
 
 /// kiam's `iam.amazonaws.com/session-name` as the `AWS_ROLE_SESSION_NAME` entry, made valid for STS (with a
 /// warning when it had to be changed); `None` without the annotation.
-pub(crate) fn session_name(pod: &Value, warnings: &mut Vec<Warning>) -> Option<Value> {
+pub(crate) fn session_name(pod: &Pod<'_>, warnings: &mut Vec<Warning>) -> Option<Value> {
     let raw = pod::annotation(pod, SESSION_NAME_ANNOTATION)
         .map(str::trim)
         .filter(|raw| !raw.is_empty())?;

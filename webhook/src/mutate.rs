@@ -1,6 +1,7 @@
-//! The pod mutation: a pure function from (pod JSON, service-account view, namespace view, config) to a
-//! surgical JSON Patch, warnings and an outcome. No I/O, no async, no clock: the server, the offline
-//! `mutate` subcommand and the tests all call the same function.
+//! The pod mutation: a pure function from (pod, service-account view, namespace view, config) to a surgical
+//! JSON Patch, warnings and an outcome. No I/O, no async, no clock: the server, the offline `mutate`
+//! subcommand and the tests all call the same function, [`mutate_pod`] (the server on the pod it decoded
+//! from the AdmissionReview, the others through [`mutate`] on a pod's JSON).
 
 use std::borrow::Cow;
 
@@ -12,7 +13,8 @@ use crate::{
     container_roles::ContainerRoles,
     legacy::{self, PodRole},
     patch::PatchBuilder,
-    pod::{self, ContainerKind, ContainerRef, ListField, TOKEN_VOLUME_NAME},
+    pod::{self, ContainerKind, ContainerRef, ListField, Pod, TOKEN_VOLUME_NAME},
+    pod_decode,
     session_name::SessionNameTemplate,
     views::{
         IRSA_ANNOTATION_PREFIX, NamespaceView, ServiceAccountView, annotation, irsa_annotation,
@@ -104,12 +106,33 @@ impl Mutation {
     }
 }
 
+/// [`mutate_pod`] on a pod given as JSON (`irsa webhook mutate`, the tests). A value that is not a pod (not an
+/// object, or its metadata not an object) is left alone with a warning.
+pub fn mutate(
+    pod: &Value,
+    sa: Option<&ServiceAccountView>,
+    ns: Option<&NamespaceView>,
+    cfg: &InjectionConfig,
+) -> Mutation {
+    let json = pod.to_string();
+    match pod_decode::pod_json(json.as_bytes()) {
+        Ok(pod) => mutate_pod(&pod, sa, ns, cfg),
+        Err(err) => Mutation::without_patch(
+            Outcome::Skipped,
+            vec![Warning::new(
+                WarningReason::MalformedPod,
+                format!("{}; AWS credentials were not injected", err.what),
+            )],
+        ),
+    }
+}
+
 /// Computes the patch that gives a pod the web-identity credentials of its service account.
 ///
 /// `sa` is the view of the pod's service account (`None`: not annotated), `ns` the role restriction of the
 /// pod's namespace (`None`: unrestricted).
-pub fn mutate(
-    pod: &Value,
+pub fn mutate_pod(
+    pod: &Pod<'_>,
     sa: Option<&ServiceAccountView>,
     ns: Option<&NamespaceView>,
     cfg: &InjectionConfig,
@@ -178,7 +201,7 @@ pub fn mutate(
 
     let settings = Settings::resolve(pod, sa, sa_name, cfg, &mut warnings);
 
-    let volumes = pod::volumes(pod);
+    let volumes = &pod.volumes;
     if let ListField::Malformed = volumes {
         warnings.push(Warning::new(
             WarningReason::MalformedPod,
@@ -186,10 +209,8 @@ pub fn mutate(
         ));
         return Mutation::without_patch(Outcome::Skipped, warnings);
     }
-    let existing = volumes
-        .items()
-        .iter()
-        .find(|v| pod::str_field(v, "name") == Some(TOKEN_VOLUME_NAME));
+    // The first volume named `aws-iam-token`, which the decode kept whole.
+    let existing = volumes.items().iter().find_map(|v| v.token_volume.as_ref());
     let volume_exists = match existing {
         None => false,
         Some(volume) if settings.is_own_volume(volume) => true,
@@ -374,7 +395,7 @@ struct Settings<'a> {
 
 impl<'a> Settings<'a> {
     fn resolve(
-        pod: &'a Value,
+        pod: &'a Pod<'_>,
         sa: &'a ServiceAccountView,
         sa_name: &str,
         cfg: &'a InjectionConfig,
@@ -497,7 +518,7 @@ impl<'a> Settings<'a> {
     /// it); `false` when it was left alone (half-configured, conflicting, malformed).
     fn inject(
         &self,
-        container: ContainerRef<'_>,
+        container: ContainerRef<'_, '_>,
         role_arn: &str,
         builder: &mut PatchBuilder,
         warnings: &mut Vec<Warning>,
@@ -539,11 +560,10 @@ impl<'a> Settings<'a> {
         // point the SDK at a missing or foreign file.
         let mut own_mount = false;
         for mount in mounts.items() {
-            let Some(path) = pod::str_field(mount, "mountPath").map(|p| p.trim_end_matches('/'))
-            else {
+            let Some(path) = mount.mount_path.as_deref().map(|p| p.trim_end_matches('/')) else {
                 continue;
             };
-            let volume = pod::str_field(mount, "name").unwrap_or("");
+            let volume = mount.name.as_deref().unwrap_or("");
             let inside = path
                 .strip_prefix(self.mount_path)
                 .is_some_and(|rest| rest.starts_with('/'));
@@ -651,9 +671,9 @@ impl<'a> Settings<'a> {
             && only(projected, &["sources", "defaultMode"])
             && only(source, &["serviceAccountToken"])
             && only(token, &["audience", "expirationSeconds", "path"])
-            && pod::str_field(token, "audience") == Some(self.audience)
+            && token.get("audience").and_then(Value::as_str) == Some(self.audience)
             && token.get("expirationSeconds").and_then(Value::as_i64) == Some(self.expiration)
-            && pod::str_field(token, "path") == Some(TOKEN_FILE_NAME)
+            && token.get("path").and_then(Value::as_str) == Some(TOKEN_FILE_NAME)
     }
 }
 
@@ -778,7 +798,7 @@ struct Selection<'a> {
 }
 
 impl<'a> Selection<'a> {
-    fn read(pod: &'a Value, prefix: &str) -> Self {
+    fn read(pod: &'a Pod<'_>, prefix: &str) -> Self {
         let names = |suffix| pod::prefixed_annotation(pod, prefix, suffix).map(split_names);
         Self {
             include: names(annotation::INCLUDE_CONTAINERS),
@@ -794,7 +814,7 @@ impl<'a> Selection<'a> {
     }
 
     /// A typo in `include-containers` would silently disable injection: say so.
-    fn warn_unknown(&self, pod: &Value, prefix: &str, warnings: &mut Vec<Warning>) {
+    fn warn_unknown(&self, pod: &Pod<'_>, prefix: &str, warnings: &mut Vec<Warning>) {
         let Some(include) = &self.include else { return };
         let known = |name: &&str| {
             [ContainerKind::Container, ContainerKind::InitContainer]

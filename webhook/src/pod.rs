@@ -1,11 +1,121 @@
-//! Read-only navigation over the pod JSON of an admission request.
+//! The pod as the mutation reads it: a typed view borrowing from the request bytes.
 //!
-//! Only the fields the mutation needs are looked at, by borrowing into the request's `serde_json::Value`:
-//! nothing is decoded into a typed Pod, so nothing can be lost by re-serializing one.
+//! Only the members the mutation, the session-name template, the legacy annotations, the container roles
+//! and the Windows detection read are kept (decoded by [`pod_decode`](crate::pod_decode)); strings borrow
+//! from the request unless they had escapes. The patch is computed against the original JSON's paths (array
+//! indexes and append points are those of the request), so nothing the webhook does not read can be lost.
+//!
+//! What keeps its shape: a list the mutation reports as malformed when it is not an array (`containers`,
+//! `initContainers`, `volumes`, a container's `env` and `volumeMounts`) is a [`ListField`]; any other member
+//! of an unexpected JSON type reads as absent, and so does an item that is not an object (its index still
+//! counts). Where a member occurs twice the last one wins, as in serde_json and Go.
+
+use std::borrow::Cow;
 
 use serde_json::Value;
 
 pub use irsa_core::names::TOKEN_VOLUME_NAME;
+
+/// A string of the pod: borrowed from the request bytes, owned when it had escapes.
+pub type Text<'a> = Cow<'a, str>;
+
+/// The members of a pod the webhook reads.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Pod<'a> {
+    /// `metadata.name`.
+    pub name: Option<Text<'a>>,
+    /// `metadata.generateName`.
+    pub generate_name: Option<Text<'a>>,
+    /// `metadata.namespace`.
+    pub namespace: Option<Text<'a>>,
+    /// `metadata.labels`, in order; `None` for a value that is not a string.
+    pub labels: Entries<'a>,
+    /// `metadata.annotations`, in order; `None` for a value that is not a string.
+    pub annotations: Entries<'a>,
+    /// `spec.serviceAccountName`.
+    pub service_account_name: Option<Text<'a>>,
+    /// `spec.containers`.
+    pub containers: ListField<Container<'a>>,
+    /// `spec.initContainers`.
+    pub init_containers: ListField<Container<'a>>,
+    /// `spec.volumes`.
+    pub volumes: ListField<Volume<'a>>,
+    /// `spec.nodeSelector`, in order; `None` for a value that is not a string.
+    pub node_selector: Entries<'a>,
+    /// `spec.os.name`.
+    pub os_name: Option<Text<'a>>,
+    /// `spec.affinity.nodeAffinity.requiredDuringSchedulingIgnoredDuringExecution`, as the request's JSON
+    /// (rare: read only by [`is_windows`]).
+    pub required_node_affinity: Option<&'a [u8]>,
+}
+
+/// The members of a string map (labels, annotations, a node selector), in order; `None` for a value that is
+/// not a string (which still hides an earlier member of the same name).
+pub type Entries<'a> = Vec<(Text<'a>, Option<Text<'a>>)>;
+
+/// A container of `spec.containers` or `spec.initContainers`.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Container<'a> {
+    /// `name` ("" when missing, which the apiserver will refuse anyway).
+    pub name: Text<'a>,
+    /// `env`.
+    pub env: ListField<EnvVar<'a>>,
+    /// `volumeMounts`.
+    pub volume_mounts: ListField<VolumeMount<'a>>,
+}
+
+/// An entry of a container's `env`: its name only (`value` and `valueFrom` are never read).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct EnvVar<'a> {
+    /// `name`.
+    pub name: Option<Text<'a>>,
+}
+
+/// An entry of a container's `volumeMounts`.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct VolumeMount<'a> {
+    /// `name`.
+    pub name: Option<Text<'a>>,
+    /// `mountPath`.
+    pub mount_path: Option<Text<'a>>,
+}
+
+/// A volume of `spec.volumes`: its name, and the whole volume when it is named [`TOKEN_VOLUME_NAME`] (the
+/// mutation compares that one with its own).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Volume<'a> {
+    /// `name`.
+    pub name: Option<Text<'a>>,
+    /// The whole volume, when it is the token volume.
+    pub token_volume: Option<Value>,
+}
+
+/// The state of an optional array member such as `env`.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub enum ListField<T> {
+    /// Absent or `null`: the patch adds the whole array.
+    #[default]
+    Absent,
+    /// An array: the patch appends with `/-`.
+    Present(Vec<T>),
+    /// Some other JSON type: the object is malformed and is left alone.
+    Malformed,
+}
+
+impl<T> ListField<T> {
+    /// The items, none when absent or malformed.
+    pub fn items(&self) -> &[T] {
+        match self {
+            Self::Present(items) => items,
+            Self::Absent | Self::Malformed => &[],
+        }
+    }
+
+    /// Whether the array exists (so that `/-` appends work).
+    pub fn exists(&self) -> bool {
+        matches!(self, Self::Present(_))
+    }
+}
 
 /// The two container lists the webhook injects.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -26,63 +136,28 @@ impl ContainerKind {
     }
 }
 
-/// A borrowed view of one container of the pod.
+/// A container with where it is: the JSON Pointer of its list and index.
 #[derive(Debug, Clone, Copy)]
-pub struct ContainerRef<'a> {
+pub struct ContainerRef<'p, 'a> {
     /// Which list it is in.
     pub kind: ContainerKind,
     /// Its index in that list (the JSON Pointer segment).
     pub index: usize,
-    /// Its name (empty when missing, which the apiserver will refuse anyway).
-    pub name: &'a str,
-    /// The whole container object.
-    pub value: &'a Value,
+    /// Its name (empty when missing).
+    pub name: &'p str,
+    /// The container.
+    pub container: &'p Container<'a>,
 }
 
-/// The state of an optional array field such as `env`.
-#[derive(Debug, Clone, Copy)]
-pub enum ListField<'a> {
-    /// Absent or `null`: the patch adds the whole array.
-    Absent,
-    /// An array: the patch appends with `/-`.
-    Present(&'a [Value]),
-    /// Some other JSON type: the object is malformed and is left alone.
-    Malformed,
-}
-
-impl<'a> ListField<'a> {
-    /// Reads `field` of `object`.
-    pub fn of(object: &'a Value, field: &str) -> Self {
-        match object.get(field) {
-            None | Some(Value::Null) => Self::Absent,
-            Some(Value::Array(items)) => Self::Present(items),
-            Some(_) => Self::Malformed,
-        }
-    }
-
-    /// The items, empty when absent or malformed.
-    pub fn items(&self) -> &'a [Value] {
-        match self {
-            Self::Present(items) => items,
-            Self::Absent | Self::Malformed => &[],
-        }
-    }
-
-    /// Whether the array exists (so that `/-` appends work).
-    pub fn exists(&self) -> bool {
-        matches!(self, Self::Present(_))
-    }
-}
-
-impl<'a> ContainerRef<'a> {
+impl<'p, 'a> ContainerRef<'p, 'a> {
     /// The container's `env`.
-    pub fn env(&self) -> ListField<'a> {
-        ListField::of(self.value, "env")
+    pub fn env(&self) -> &'p ListField<EnvVar<'a>> {
+        &self.container.env
     }
 
     /// The container's `volumeMounts`.
-    pub fn volume_mounts(&self) -> ListField<'a> {
-        ListField::of(self.value, "volumeMounts")
+    pub fn volume_mounts(&self) -> &'p ListField<VolumeMount<'a>> {
+        &self.container.volume_mounts
     }
 
     /// Whether `env` has an entry with this name, whatever its `value` or `valueFrom`.
@@ -90,134 +165,118 @@ impl<'a> ContainerRef<'a> {
         self.env()
             .items()
             .iter()
-            .any(|entry| str_field(entry, "name") == Some(name))
+            .any(|entry| entry.name.as_deref() == Some(name))
     }
 }
 
-/// Reads a string field of an object.
-pub fn str_field<'a>(value: &'a Value, field: &str) -> Option<&'a str> {
-    value.get(field)?.as_str()
+/// The value of the last member named `key` (it wins, as in serde_json and Go), when a string.
+fn get<'p>(entries: &'p Entries<'_>, key: &str) -> Option<&'p str> {
+    entries.iter().rev().find(|(k, _)| k == key)?.1.as_deref()
 }
 
-/// Follows a path of object keys.
-pub fn get_path<'a>(value: &'a Value, path: &[&str]) -> Option<&'a Value> {
-    path.iter().try_fold(value, |v, key| v.get(key))
+/// The value of the last member named `<prefix>/<suffix>`, when a string, without building the key (this
+/// runs on every admission).
+fn prefixed<'p>(entries: &'p Entries<'_>, prefix: &str, suffix: &str) -> Option<&'p str> {
+    let (_, value) = entries
+        .iter()
+        .rev()
+        .find(|(k, _)| crate::views::is_prefixed_key(k, prefix, suffix))?;
+    value.as_deref()
 }
 
 /// `metadata.labels[key]`.
-pub fn label<'a>(pod: &'a Value, key: &str) -> Option<&'a str> {
-    get_path(pod, &["metadata", "labels", key])?.as_str()
+pub fn label<'p>(pod: &'p Pod<'_>, key: &str) -> Option<&'p str> {
+    get(&pod.labels, key)
 }
 
 /// `metadata.annotations[key]`.
-pub fn annotation<'a>(pod: &'a Value, key: &str) -> Option<&'a str> {
-    get_path(pod, &["metadata", "annotations", key])?.as_str()
+pub fn annotation<'p>(pod: &'p Pod<'_>, key: &str) -> Option<&'p str> {
+    get(&pod.annotations, key)
 }
 
-/// `metadata.labels["<prefix>/<suffix>"]`, without building the key (this runs on every admission).
-pub fn prefixed_label<'a>(pod: &'a Value, prefix: &str, suffix: &str) -> Option<&'a str> {
-    prefixed_entry(get_path(pod, &["metadata", "labels"])?, prefix, suffix)
+/// `metadata.labels["<prefix>/<suffix>"]`.
+pub fn prefixed_label<'p>(pod: &'p Pod<'_>, prefix: &str, suffix: &str) -> Option<&'p str> {
+    prefixed(&pod.labels, prefix, suffix)
 }
 
-/// `metadata.annotations["<prefix>/<suffix>"]`, without building the key (this runs on every admission).
-pub fn prefixed_annotation<'a>(pod: &'a Value, prefix: &str, suffix: &str) -> Option<&'a str> {
-    prefixed_entry(get_path(pod, &["metadata", "annotations"])?, prefix, suffix)
-}
-
-fn prefixed_entry<'a>(map: &'a Value, prefix: &str, suffix: &str) -> Option<&'a str> {
-    let entries = map
-        .as_object()?
-        .iter()
-        .filter_map(|(key, value)| Some((key.as_str(), value.as_str()?)));
-    crate::views::prefixed_get(entries, prefix, suffix)
+/// `metadata.annotations["<prefix>/<suffix>"]`.
+pub fn prefixed_annotation<'p>(pod: &'p Pod<'_>, prefix: &str, suffix: &str) -> Option<&'p str> {
+    prefixed(&pod.annotations, prefix, suffix)
 }
 
 /// `spec.serviceAccountName`, or `default` as the ServiceAccount admission plugin would set it.
-pub fn service_account_name(pod: &Value) -> &str {
-    get_path(pod, &["spec", "serviceAccountName"])
-        .and_then(Value::as_str)
+pub fn service_account_name<'p>(pod: &'p Pod<'_>) -> &'p str {
+    pod.service_account_name
+        .as_deref()
         .filter(|name| !name.is_empty())
         .unwrap_or("default")
 }
 
-/// `metadata.name`, else `metadata.generateName` (pods of a ReplicaSet have no name at admission), else "".
-pub fn pod_name(pod: &Value) -> &str {
-    let meta = |field| {
-        get_path(pod, &["metadata", field])
-            .and_then(Value::as_str)
-            .filter(|s| !s.is_empty())
-    };
-    meta("name").or_else(|| meta("generateName")).unwrap_or("")
+/// `metadata.name`, `metadata.generateName` or `metadata.namespace` (one of `pod`'s fields), when a
+/// non-empty string.
+pub fn metadata<'p>(field: &'p Option<Text<'_>>) -> Option<&'p str> {
+    field.as_deref().filter(|s| !s.is_empty())
 }
 
-/// `spec.containers` or `spec.initContainers` as a list field (absent, an array, or malformed).
-pub fn container_list(pod: &Value, kind: ContainerKind) -> ListField<'_> {
-    match pod.get("spec") {
-        Some(spec) => ListField::of(spec, kind.field()),
-        None => ListField::Absent,
+/// `metadata.name`, else `metadata.generateName` (pods of a ReplicaSet have no name at admission), else "".
+pub fn pod_name<'p>(pod: &'p Pod<'_>) -> &'p str {
+    metadata(&pod.name)
+        .or_else(|| metadata(&pod.generate_name))
+        .unwrap_or("")
+}
+
+/// `spec.containers` or `spec.initContainers`.
+pub fn container_list<'p, 'a>(
+    pod: &'p Pod<'a>,
+    kind: ContainerKind,
+) -> &'p ListField<Container<'a>> {
+    match kind {
+        ContainerKind::Container => &pod.containers,
+        ContainerKind::InitContainer => &pod.init_containers,
     }
 }
 
 /// The containers of one list, in order (none when the list is absent or malformed).
-pub fn containers(pod: &Value, kind: ContainerKind) -> impl Iterator<Item = ContainerRef<'_>> {
+pub fn containers<'p, 'a>(
+    pod: &'p Pod<'a>,
+    kind: ContainerKind,
+) -> impl Iterator<Item = ContainerRef<'p, 'a>> {
     container_list(pod, kind)
         .items()
         .iter()
         .enumerate()
-        .map(move |(index, value)| ContainerRef {
+        .map(move |(index, container)| ContainerRef {
             kind,
             index,
-            name: str_field(value, "name").unwrap_or(""),
-            value,
+            name: &container.name,
+            container,
         })
 }
 
-/// `spec.volumes`.
-pub fn volumes(pod: &Value) -> ListField<'_> {
-    match pod.get("spec") {
-        Some(spec) => ListField::of(spec, "volumes"),
-        None => ListField::Absent,
-    }
-}
-
 /// Whether the pod will run on Windows nodes, by any of the three ways a pod can say so.
-pub fn is_windows(pod: &Value) -> bool {
-    let Some(spec) = pod.get("spec") else {
-        return false;
-    };
-    node_selector_is_windows(spec) || os_is_windows(spec) || required_affinity_is_windows(spec)
+pub fn is_windows(pod: &Pod<'_>) -> bool {
+    OS_LABELS
+        .iter()
+        .any(|label| get(&pod.node_selector, label) == Some("windows"))
+        || pod.os_name.as_deref() == Some("windows")
+        || pod
+            .required_node_affinity
+            .and_then(|json| serde_json::from_slice::<Value>(json).ok())
+            .is_some_and(|required| required_affinity_is_windows(&required))
 }
 
 const OS_LABELS: [&str; 2] = ["kubernetes.io/os", "beta.kubernetes.io/os"];
 
-fn node_selector_is_windows(spec: &Value) -> bool {
-    let Some(selector) = spec.get("nodeSelector") else {
-        return false;
-    };
-    OS_LABELS
-        .iter()
-        .any(|label| str_field(selector, label) == Some("windows"))
-}
-
-fn os_is_windows(spec: &Value) -> bool {
-    get_path(spec, &["os", "name"]).and_then(Value::as_str) == Some("windows")
-}
-
 /// Node selector terms are ORed: the pod is Windows-only when every term requires the OS label to be
 /// `windows` (one of the term's ANDed expressions is `os In [windows]`, with no other value).
-fn required_affinity_is_windows(spec: &Value) -> bool {
-    let terms = get_path(
-        spec,
-        &[
-            "affinity",
-            "nodeAffinity",
-            "requiredDuringSchedulingIgnoredDuringExecution",
-            "nodeSelectorTerms",
-        ],
-    )
-    .and_then(Value::as_array);
+fn required_affinity_is_windows(required: &Value) -> bool {
+    let terms = required.get("nodeSelectorTerms").and_then(Value::as_array);
     let Some(terms) = terms else { return false };
     !terms.is_empty() && terms.iter().all(term_requires_windows)
+}
+
+fn str_field<'v>(value: &'v Value, field: &str) -> Option<&'v str> {
+    value.get(field)?.as_str()
 }
 
 fn term_requires_windows(term: &Value) -> bool {
@@ -235,31 +294,46 @@ fn term_requires_windows(term: &Value) -> bool {
     })
 }
 
+/// A test's pod from its JSON (the text is leaked, which a test can afford).
+#[cfg(test)]
+pub(crate) fn from_value(value: &Value) -> Pod<'static> {
+    let json: &'static str = value.to_string().leak();
+    crate::pod_decode::pod_json(json.as_bytes()).expect("a pod")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use serde_json::json;
 
-    #[test]
-    fn windows_by_each_way() {
-        assert!(!is_windows(&json!({})));
-        assert!(!is_windows(&json!({"spec": {}})));
-        assert!(is_windows(
-            &json!({"spec": {"nodeSelector": {"kubernetes.io/os": "windows"}}})
-        ));
-        assert!(is_windows(
-            &json!({"spec": {"nodeSelector": {"beta.kubernetes.io/os": "windows"}}})
-        ));
-        assert!(!is_windows(
-            &json!({"spec": {"nodeSelector": {"kubernetes.io/os": "linux"}}})
-        ));
-        assert!(is_windows(&json!({"spec": {"os": {"name": "windows"}}})));
-        assert!(!is_windows(&json!({"spec": {"os": {"name": "linux"}}})));
+    fn pod(value: Value) -> Pod<'static> {
+        from_value(&value)
     }
 
-    fn affinity(terms: Value) -> Value {
-        json!({"spec": {"affinity": {"nodeAffinity": {
-            "requiredDuringSchedulingIgnoredDuringExecution": {"nodeSelectorTerms": terms}}}}})
+    #[test]
+    fn windows_by_each_way() {
+        assert!(!is_windows(&pod(json!({}))));
+        assert!(!is_windows(&pod(json!({"spec": {}}))));
+        assert!(is_windows(&pod(
+            json!({"spec": {"nodeSelector": {"kubernetes.io/os": "windows"}}})
+        )));
+        assert!(is_windows(&pod(
+            json!({"spec": {"nodeSelector": {"beta.kubernetes.io/os": "windows"}}})
+        )));
+        assert!(!is_windows(&pod(
+            json!({"spec": {"nodeSelector": {"kubernetes.io/os": "linux"}}})
+        )));
+        assert!(is_windows(&pod(
+            json!({"spec": {"os": {"name": "windows"}}})
+        )));
+        assert!(!is_windows(&pod(
+            json!({"spec": {"os": {"name": "linux"}}})
+        )));
+    }
+
+    fn affinity(terms: Value) -> Pod<'static> {
+        pod(json!({"spec": {"affinity": {"nodeAffinity": {
+            "requiredDuringSchedulingIgnoredDuringExecution": {"nodeSelectorTerms": terms}}}}}))
     }
 
     #[test]
@@ -285,47 +359,72 @@ mod tests {
 
     #[test]
     fn names_and_defaults() {
-        assert_eq!(service_account_name(&json!({"spec": {}})), "default");
+        assert_eq!(service_account_name(&pod(json!({"spec": {}}))), "default");
         assert_eq!(
-            service_account_name(&json!({"spec": {"serviceAccountName": "app"}})),
+            service_account_name(&pod(json!({"spec": {"serviceAccountName": ""}}))),
+            "default"
+        );
+        assert_eq!(
+            service_account_name(&pod(json!({"spec": {"serviceAccountName": "app"}}))),
             "app"
         );
         assert_eq!(
-            pod_name(&json!({"metadata": {"generateName": "web-7d9-"}})),
+            pod_name(&pod(json!({"metadata": {"generateName": "web-7d9-"}}))),
             "web-7d9-"
         );
         assert_eq!(
-            pod_name(&json!({"metadata": {"name": "web", "generateName": "x-"}})),
+            pod_name(&pod(
+                json!({"metadata": {"name": "web", "generateName": "x-"}})
+            )),
             "web"
         );
-        assert_eq!(pod_name(&json!({})), "");
+        assert_eq!(pod_name(&pod(json!({}))), "");
+    }
+
+    #[test]
+    fn labels_and_annotations() {
+        let p = pod(json!({"metadata": {
+            "labels": {"eks.amazonaws.com/skip-pod-identity-webhook": "", "n": 1},
+            "annotations": {"iam.amazonaws.com/role": "r", "eks.amazonaws.com/role-arn": "a"}}}));
+        assert_eq!(
+            prefixed_label(&p, "eks.amazonaws.com", "skip-pod-identity-webhook"),
+            Some("")
+        );
+        assert_eq!(
+            prefixed_label(&p, "eks.amazonaws.co", "skip-pod-identity-webhook"),
+            None
+        );
+        assert_eq!(label(&p, "n"), None);
+        assert_eq!(annotation(&p, "iam.amazonaws.com/role"), Some("r"));
+        assert_eq!(
+            prefixed_annotation(&p, "eks.amazonaws.com", "role-arn"),
+            Some("a")
+        );
+        assert_eq!(prefixed_annotation(&p, "eks.amazonaws.com", "role"), None);
     }
 
     #[test]
     fn list_fields() {
-        let c = json!({"env": null, "volumeMounts": "bogus"});
-        assert!(matches!(ListField::of(&c, "env"), ListField::Absent));
-        assert!(matches!(
-            ListField::of(&c, "volumeMounts"),
-            ListField::Malformed
-        ));
-        assert!(matches!(ListField::of(&c, "other"), ListField::Absent));
-        let pod = json!({"spec": {"containers": [{"name": "a", "env": [{"name": "X", "valueFrom": {}}]}, {}]}});
-        let all: Vec<_> = containers(&pod, ContainerKind::Container).collect();
+        let p = pod(json!({"spec": {"containers": [
+            {"name": "a", "env": [{"name": "X", "valueFrom": {}}], "volumeMounts": "bogus"}, {}]}}));
+        let all: Vec<_> = containers(&p, ContainerKind::Container).collect();
         assert_eq!(all.len(), 2);
         assert!(all[0].has_env("X"));
         assert!(!all[0].has_env("Y"));
+        assert_eq!(*all[0].volume_mounts(), ListField::Malformed);
+        assert_eq!(*all[1].env(), ListField::Absent);
         assert_eq!(all[1].name, "");
-        assert_eq!(containers(&pod, ContainerKind::InitContainer).count(), 0);
-        let bad = json!({"spec": {"containers": {"name": "a"}, "initContainers": null}});
-        assert!(matches!(
-            container_list(&bad, ContainerKind::Container),
+        assert_eq!(all[1].index, 1);
+        assert_eq!(containers(&p, ContainerKind::InitContainer).count(), 0);
+        let bad = pod(json!({"spec": {"containers": {"name": "a"}, "initContainers": null}}));
+        assert_eq!(
+            *container_list(&bad, ContainerKind::Container),
             ListField::Malformed
-        ));
-        assert!(matches!(
-            container_list(&bad, ContainerKind::InitContainer),
+        );
+        assert_eq!(
+            *container_list(&bad, ContainerKind::InitContainer),
             ListField::Absent
-        ));
+        );
         assert_eq!(containers(&bad, ContainerKind::Container).count(), 0);
     }
 }

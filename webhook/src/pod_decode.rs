@@ -1,318 +1,252 @@
-//! Decoding `request.object` into only the parts of the pod the mutation reads.
+//! Decoding `request.object` into a [`Pod`]: one pass over the request bytes, building only the members the
+//! mutation reads and skipping every other one without building or allocating anything.
 //!
 //! A Deployment's pod is mostly what the webhook never looks at (images, probes, resources, managedFields,
 //! status, tolerations...). Building all of it as a `serde_json::Value` was three quarters of an admission's
-//! CPU. Here the parser walks the request bytes once with a fixed list of the members [`mutate`] reads
-//! ([`POD`]); every other member is skipped by the parser without being built (`IgnoredAny`), keys are
-//! borrowed from the request bytes, and a volume is only built whole when it is the token volume (its other
-//! members are kept as borrowed raw JSON until its name is known, [`RawJson`]). One parser, serde_json: a
-//! second, faster one (sonic-rs) was tried and left out, since two parsers of hostile input may disagree on
-//! what is valid.
+//! CPU; building a pruned `Value` still cost twice the target of issue #16. Here the members are walked with
+//! [`Reader`] and kept as the typed, borrowed [`Pod`]; the one volume the mutation compares whole, the token
+//! volume, becomes a `serde_json::Value` when (rarely) it is there.
 //!
-//! What is kept keeps its JSON type: a member that should be an array but is an object stays an object (with
-//! only the listed members), so the mutation's checks for malformed pods see what they saw on the whole pod.
-//! The patch is still computed against the original JSON's paths (array indexes and append points are
-//! unchanged), so nothing the webhook does not read can be lost.
-//!
-//! [`mutate`]: crate::mutate::mutate
+//! The rules of what a member of an unexpected type reads as are in [`pod`](crate::pod)'s documentation.
 
-use std::{borrow::Cow, fmt, marker::PhantomData};
+use serde_json::Value;
 
-use serde::{
-    Deserialize, Deserializer,
-    de::{DeserializeSeed, Error as _, IgnoredAny, MapAccess, SeqAccess, Visitor},
+use crate::{
+    json_reader::{JsonError, Kind, Reader, Result},
+    pod::{Container, Entries, EnvVar, ListField, Pod, TOKEN_VOLUME_NAME, Volume, VolumeMount},
 };
-use serde_json::{Map, Number, Value, value::RawValue};
 
-use crate::pod::TOKEN_VOLUME_NAME;
-
-/// Which parts of a JSON value to build.
-#[derive(Debug)]
-pub enum Keep {
-    /// The whole value.
-    All,
-    /// An object (anything else is malformed): only these members, each kept as its entry says.
-    Object(&'static [(&'static str, Keep)]),
-    /// Only these members of an object, of each object in an array (at any depth); other JSON types as they
-    /// are.
-    Members(&'static [(&'static str, Keep)]),
-    /// A volume (or each volume of an array): whole when it is named [`TOKEN_VOLUME_NAME`] (the mutation
-    /// compares it with its own), otherwise only its `name`.
-    Volume,
+/// Decodes a pod (`request.object`, or a pod's own JSON): it must be an object, and so must its `metadata`
+/// when present and not `null`.
+pub fn pod<'a>(r: &mut Reader<'a>) -> Result<Pod<'a>> {
+    if r.kind()? != Kind::Object {
+        return r.error("the pod is not an object");
+    }
+    let mut pod = Pod::default();
+    r.object(|r, member| match member.as_ref() {
+        "metadata" => metadata(r, &mut pod),
+        "spec" => spec(r, &mut pod),
+        _ => r.skip(),
+    })?;
+    Ok(pod)
 }
 
-/// A container: its name, its env entries' names, its mounts' names and paths.
-const CONTAINER: Keep = Keep::Members(&[
-    ("name", Keep::All),
-    ("env", Keep::Members(&[("name", Keep::All)])),
-    (
-        "volumeMounts",
-        Keep::Members(&[("name", Keep::All), ("mountPath", Keep::All)]),
-    ),
-]);
+/// Decodes a pod's whole JSON text.
+pub fn pod_json(json: &[u8]) -> Result<Pod<'_>> {
+    let mut r = Reader::new(json);
+    let pod = pod(&mut r)?;
+    r.end()?;
+    Ok(pod)
+}
 
-/// What the mutation, the session-name template, the legacy annotations, the container roles and the
-/// Windows detection read of a pod.
-pub static POD: Keep = Keep::Object(&[
-    ("apiVersion", Keep::All),
-    ("kind", Keep::All),
-    (
-        "metadata",
-        Keep::Object(&[
-            ("name", Keep::All),
-            ("generateName", Keep::All),
-            ("namespace", Keep::All),
-            ("labels", Keep::All),
-            ("annotations", Keep::All),
-        ]),
-    ),
-    (
-        "spec",
-        Keep::Members(&[
-            ("serviceAccountName", Keep::All),
-            ("containers", CONTAINER),
-            ("initContainers", CONTAINER),
-            ("volumes", Keep::Volume),
-            ("nodeSelector", Keep::All),
-            ("os", Keep::All),
-            (
-                "affinity",
-                Keep::Members(&[(
-                    "nodeAffinity",
-                    Keep::Members(&[("requiredDuringSchedulingIgnoredDuringExecution", Keep::All)]),
-                )]),
-            ),
-        ]),
-    ),
-]);
-
-impl Keep {
-    fn member(&self, key: &str) -> Option<&Keep> {
-        match self {
-            Self::Object(members) | Self::Members(members) => members
-                .iter()
-                .find_map(|(name, keep)| (*name == key).then_some(keep)),
-            Self::All | Self::Volume => None,
+fn metadata<'a>(r: &mut Reader<'a>, pod: &mut Pod<'a>) -> Result<()> {
+    // A member given twice: the last one wins, whole.
+    pod.name = None;
+    pod.generate_name = None;
+    pod.namespace = None;
+    pod.labels.clear();
+    pod.annotations.clear();
+    match r.kind()? {
+        Kind::Null => return r.skip(),
+        Kind::Object => {}
+        _ => return r.error("the pod's metadata is not an object"),
+    }
+    r.object(|r, member| {
+        match member.as_ref() {
+            "name" => pod.name = r.string_or_skip()?,
+            "generateName" => pod.generate_name = r.string_or_skip()?,
+            "namespace" => pod.namespace = r.string_or_skip()?,
+            "labels" => pod.labels = entries(r)?,
+            "annotations" => pod.annotations = entries(r)?,
+            _ => r.skip()?,
         }
-    }
+        Ok(())
+    })
 }
 
-/// A member's JSON text, borrowed from the request bytes without being parsed into values: how the parser
-/// captures a value it skips (serde_json's `RawValue`).
-pub trait RawJson<'de>: Deserialize<'de> {
-    /// The captured JSON text.
-    fn json(&self) -> &str;
-}
-
-impl<'de> RawJson<'de> for &'de RawValue {
-    fn json(&self) -> &str {
-        self.get()
+fn spec<'a>(r: &mut Reader<'a>, pod: &mut Pod<'a>) -> Result<()> {
+    pod.service_account_name = None;
+    pod.containers = ListField::Absent;
+    pod.init_containers = ListField::Absent;
+    pod.volumes = ListField::Absent;
+    pod.node_selector.clear();
+    pod.os_name = None;
+    pod.required_node_affinity = None;
+    if r.kind()? != Kind::Object {
+        return r.skip();
     }
-}
-
-/// Decodes a value keeping what `keep` lists: a `DeserializeSeed` for `request.object`; `R` is how the
-/// parser captures raw JSON.
-pub struct Pruned<'k, R>(pub &'k Keep, PhantomData<fn() -> R>);
-
-impl<R> Clone for Pruned<'_, R> {
-    fn clone(&self) -> Self {
-        *self
-    }
-}
-
-impl<R> Copy for Pruned<'_, R> {}
-
-impl<'k, R> Pruned<'k, R> {
-    /// Keeps what `keep` lists.
-    pub fn new(keep: &'k Keep) -> Self {
-        Self(keep, PhantomData)
-    }
-}
-
-impl<'de, R: RawJson<'de>> DeserializeSeed<'de> for Pruned<'_, R> {
-    type Value = Value;
-
-    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<Value, D::Error> {
-        match self.0 {
-            Keep::All => Value::deserialize(deserializer),
-            Keep::Object(_) => deserializer.deserialize_map(self),
-            Keep::Members(_) | Keep::Volume => deserializer.deserialize_any(self),
-        }
-    }
-}
-
-impl<'de, R: RawJson<'de>> Visitor<'de> for Pruned<'_, R> {
-    type Value = Value;
-
-    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self.0 {
-            Keep::Object(_) => f.write_str("a JSON object"),
-            _ => f.write_str("any JSON value"),
-        }
-    }
-
-    // Scalars become what `serde_json::Value` makes of them.
-    fn visit_bool<E>(self, v: bool) -> Result<Value, E> {
-        Ok(Value::Bool(v))
-    }
-
-    fn visit_i64<E>(self, v: i64) -> Result<Value, E> {
-        Ok(Value::Number(v.into()))
-    }
-
-    fn visit_u64<E>(self, v: u64) -> Result<Value, E> {
-        Ok(Value::Number(v.into()))
-    }
-
-    fn visit_f64<E>(self, v: f64) -> Result<Value, E> {
-        Ok(Number::from_f64(v).map_or(Value::Null, Value::Number))
-    }
-
-    fn visit_str<E>(self, v: &str) -> Result<Value, E> {
-        Ok(Value::String(v.to_owned()))
-    }
-
-    fn visit_string<E>(self, v: String) -> Result<Value, E> {
-        Ok(Value::String(v))
-    }
-
-    fn visit_unit<E>(self) -> Result<Value, E> {
-        Ok(Value::Null)
-    }
-
-    fn visit_none<E>(self) -> Result<Value, E> {
-        Ok(Value::Null)
-    }
-
-    fn visit_some<D: Deserializer<'de>>(self, deserializer: D) -> Result<Value, D::Error> {
-        self.deserialize(deserializer)
-    }
-
-    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Value, A::Error> {
-        let mut items = Vec::with_capacity(seq.size_hint().unwrap_or(0));
-        while let Some(item) = seq.next_element_seed(self)? {
-            items.push(item);
-        }
-        Ok(Value::Array(items))
-    }
-
-    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Value, A::Error> {
-        if let Keep::Volume = self.0 {
-            return volume::<A, R>(map);
-        }
-        let mut object = Map::new();
-        while let Some(Str(key)) = map.next_key()? {
-            match self.0.member(&key) {
-                Some(keep) => {
-                    object.insert(
-                        key.into_owned(),
-                        map.next_value_seed(Pruned::<R>::new(keep))?,
-                    );
-                }
-                None => {
-                    map.next_value::<IgnoredAny>()?;
-                }
+    r.object(|r, member| {
+        match member.as_ref() {
+            "serviceAccountName" => pod.service_account_name = r.string_or_skip()?,
+            "containers" => pod.containers = list(r, container)?,
+            "initContainers" => pod.init_containers = list(r, container)?,
+            "volumes" => pod.volumes = list(r, volume)?,
+            "nodeSelector" => pod.node_selector = entries(r)?,
+            "os" => {
+                pod.os_name = None;
+                object_members(r, |r, member| match member {
+                    "name" => {
+                        pod.os_name = r.string_or_skip()?;
+                        Ok(())
+                    }
+                    _ => r.skip(),
+                })?;
             }
+            "affinity" => {
+                pod.required_node_affinity = None;
+                object_members(r, |r, member| match member {
+                    "nodeAffinity" => {
+                        pod.required_node_affinity = None;
+                        object_members(r, |r, member| match member {
+                            "requiredDuringSchedulingIgnoredDuringExecution" => {
+                                pod.required_node_affinity = Some(r.skip_raw()?);
+                                Ok(())
+                            }
+                            _ => r.skip(),
+                        })
+                    }
+                    _ => r.skip(),
+                })?;
+            }
+            _ => r.skip()?,
         }
-        Ok(Value::Object(object))
-    }
+        Ok(())
+    })
 }
 
-/// A volume object: its members stay raw JSON until its (last, as for any object) `name` is known.
-fn volume<'de, A: MapAccess<'de>, R: RawJson<'de>>(mut map: A) -> Result<Value, A::Error> {
-    let mut members: Vec<(Str<'de>, R)> = Vec::new();
-    while let Some(key) = map.next_key::<Str<'de>>()? {
-        members.push((key, map.next_value()?));
+/// The members of an object; any other value is skipped, as if absent.
+fn object_members<'a>(
+    r: &mut Reader<'a>,
+    mut member: impl FnMut(&mut Reader<'a>, &str) -> Result<()>,
+) -> Result<()> {
+    if r.kind()? != Kind::Object {
+        return r.skip();
     }
-    let name = members.iter().rev().find(|(key, _)| key.0 == "name");
-    let is_token_volume = match name {
-        Some((_, raw)) => {
-            serde_json::from_str::<Str<'_>>(raw.json()).is_ok_and(|s| s.0 == TOKEN_VOLUME_NAME)
+    r.object(|r, name| member(r, &name))
+}
+
+/// A string map's members; a value that is not an object reads as an empty map.
+fn entries<'a>(r: &mut Reader<'a>) -> Result<Entries<'a>> {
+    let mut entries = Vec::new();
+    if r.kind()? != Kind::Object {
+        r.skip()?;
+        return Ok(entries);
+    }
+    r.object(|r, name| {
+        entries.push((name, r.string_or_skip()?));
+        Ok(())
+    })?;
+    Ok(entries)
+}
+
+/// An array member: `null` is absent, another type malformed; an item that is not an object is its type's
+/// default (it keeps its index).
+fn list<'a, T: Default>(
+    r: &mut Reader<'a>,
+    item: impl Fn(&mut Reader<'a>, &mut T) -> Result<()>,
+) -> Result<ListField<T>> {
+    match r.kind()? {
+        Kind::Null => r.skip().map(|()| ListField::Absent),
+        Kind::Array => {
+            let mut items = Vec::new();
+            r.array(|r, _| {
+                let mut value = T::default();
+                if r.kind()? == Kind::Object {
+                    item(r, &mut value)?;
+                } else {
+                    r.skip()?;
+                }
+                items.push(value);
+                Ok(())
+            })?;
+            Ok(ListField::Present(items))
         }
-        None => false,
-    };
-    let mut object = Map::new();
-    for (key, raw) in members {
-        if is_token_volume || key.0 == "name" {
-            let value = serde_json::from_str(raw.json()).map_err(A::Error::custom)?;
-            object.insert(key.0.into_owned(), value);
+        _ => r.skip().map(|()| ListField::Malformed),
+    }
+}
+
+fn container<'a>(r: &mut Reader<'a>, container: &mut Container<'a>) -> Result<()> {
+    r.object(|r, member| {
+        match member.as_ref() {
+            "name" => container.name = r.string_or_skip()?.unwrap_or_default(),
+            "env" => container.env = list(r, env_var)?,
+            "volumeMounts" => container.volume_mounts = list(r, volume_mount)?,
+            _ => r.skip()?,
         }
-    }
-    Ok(Value::Object(object))
+        Ok(())
+    })
 }
 
-/// A JSON string borrowed from the request bytes when it has no escapes (serde's own `Cow<str>` always
-/// copies).
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Str<'de>(pub Cow<'de, str>);
-
-impl<'de: 'a, 'a> Deserialize<'de> for Str<'a> {
-    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        deserializer.deserialize_str(StrVisitor(std::marker::PhantomData))
-    }
+fn env_var<'a>(r: &mut Reader<'a>, var: &mut EnvVar<'a>) -> Result<()> {
+    r.object(|r, member| match member.as_ref() {
+        "name" => {
+            var.name = r.string_or_skip()?;
+            Ok(())
+        }
+        _ => r.skip(),
+    })
 }
 
-struct StrVisitor<'a>(std::marker::PhantomData<&'a ()>);
-
-impl<'de: 'a, 'a> Visitor<'de> for StrVisitor<'a> {
-    type Value = Str<'a>;
-
-    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("a string")
-    }
-
-    fn visit_borrowed_str<E>(self, v: &'de str) -> Result<Str<'a>, E> {
-        Ok(Str(Cow::Borrowed(v)))
-    }
-
-    fn visit_str<E>(self, v: &str) -> Result<Str<'a>, E> {
-        Ok(Str(Cow::Owned(v.to_owned())))
-    }
-
-    fn visit_string<E>(self, v: String) -> Result<Str<'a>, E> {
-        Ok(Str(Cow::Owned(v)))
-    }
+fn volume_mount<'a>(r: &mut Reader<'a>, mount: &mut VolumeMount<'a>) -> Result<()> {
+    r.object(|r, member| match member.as_ref() {
+        "name" => {
+            mount.name = r.string_or_skip()?;
+            Ok(())
+        }
+        "mountPath" => {
+            mount.mount_path = r.string_or_skip()?;
+            Ok(())
+        }
+        _ => r.skip(),
+    })
 }
 
-impl Str<'_> {
-    /// An owned `String`.
-    pub fn into_owned(self) -> String {
-        self.0.into_owned()
+/// A volume: its name, and when that is [`TOKEN_VOLUME_NAME`] the whole volume as a `Value` (its name is
+/// only known at its end, so its bytes are parsed again then).
+fn volume<'a>(r: &mut Reader<'a>, volume: &mut Volume<'a>) -> Result<()> {
+    let start = r.offset();
+    r.object(|r, member| match member.as_ref() {
+        "name" => {
+            volume.name = r.string_or_skip()?;
+            Ok(())
+        }
+        _ => r.skip(),
+    })?;
+    if volume.name.as_deref() == Some(TOKEN_VOLUME_NAME) {
+        let json = r.since(start);
+        let whole = serde_json::from_slice::<Value>(json).map_err(|err| JsonError {
+            what: format!("volume {TOKEN_VOLUME_NAME:?}: {err}").into(),
+            at: start,
+        })?;
+        volume.token_volume = Some(whole);
     }
-}
-
-/// `request.object` as the mutation reads it: only [`POD`]'s members; `null` is no object. `R` is how the
-/// parser captures raw JSON.
-pub struct PodObject<R>(pub Value, PhantomData<fn() -> R>);
-
-impl<'de, R: RawJson<'de>> Deserialize<'de> for PodObject<R> {
-    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        Pruned::<R>::new(&POD)
-            .deserialize(deserializer)
-            .map(|pod| PodObject(pod, PhantomData))
-    }
+    Ok(())
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use serde_json::json;
+    use std::borrow::Cow;
 
-    /// Decodes `pod` as `request.object` would be.
-    fn decode(pod: &str) -> Value {
-        serde_json::from_str::<PodObject<&RawValue>>(pod).unwrap().0
+    fn decode(json: &str) -> Pod<'_> {
+        pod_json(json.as_bytes()).unwrap()
+    }
+
+    fn text(s: &str) -> Option<Cow<'_, str>> {
+        Some(Cow::Borrowed(s))
     }
 
     #[test]
     fn keeps_only_what_the_mutation_reads() {
-        let pod = json!({
+        let json = json!({
             "apiVersion": "v1", "kind": "Pod",
             "metadata": {"name": "p", "generateName": "p-", "namespace": "ns", "uid": "u",
-                         "labels": {"a": "1"}, "annotations": {"b": "2"},
+                         "labels": {"a": "1", "n": 2}, "annotations": {"b": "2"},
                          "managedFields": [{"manager": "m"}], "ownerReferences": [{"kind": "ReplicaSet"}]},
             "spec": {
                 "serviceAccountName": "sa", "serviceAccount": "sa", "tolerations": [{"key": "k"}],
-                "nodeSelector": {"kubernetes.io/os": "windows"}, "os": {"name": "windows"},
+                "nodeSelector": {"kubernetes.io/os": "windows"}, "os": {"name": "windows", "x": 1},
                 "affinity": {"podAntiAffinity": {"x": 1}, "nodeAffinity": {
                     "preferredDuringSchedulingIgnoredDuringExecution": [1],
                     "requiredDuringSchedulingIgnoredDuringExecution": {"nodeSelectorTerms": []}}},
@@ -322,75 +256,143 @@ mod tests {
                 "initContainers": [{"name": "init", "resources": {}}]
             },
             "status": {"phase": "Pending"}
-        });
-        let expected = json!({
-            "apiVersion": "v1", "kind": "Pod",
-            "metadata": {"name": "p", "generateName": "p-", "namespace": "ns",
-                         "labels": {"a": "1"}, "annotations": {"b": "2"}},
-            "spec": {
-                "serviceAccountName": "sa",
-                "nodeSelector": {"kubernetes.io/os": "windows"}, "os": {"name": "windows"},
-                "affinity": {"nodeAffinity": {
-                    "requiredDuringSchedulingIgnoredDuringExecution": {"nodeSelectorTerms": []}}},
-                "containers": [{"name": "app", "env": [{"name": "A"}],
-                                "volumeMounts": [{"name": "v", "mountPath": "/m"}]}],
-                "initContainers": [{"name": "init"}]
-            }
-        });
-        assert_eq!(decode(&pod.to_string()), expected);
+        })
+        .to_string();
+        let pod = decode(&json);
+        let expected = Pod {
+            name: text("p"),
+            generate_name: text("p-"),
+            namespace: text("ns"),
+            labels: vec![("a".into(), text("1")), ("n".into(), None)],
+            annotations: vec![("b".into(), text("2"))],
+            service_account_name: text("sa"),
+            containers: ListField::Present(vec![Container {
+                name: "app".into(),
+                env: ListField::Present(vec![EnvVar { name: text("A") }]),
+                volume_mounts: ListField::Present(vec![VolumeMount {
+                    name: text("v"),
+                    mount_path: text("/m"),
+                }]),
+            }]),
+            init_containers: ListField::Present(vec![Container {
+                name: "init".into(),
+                ..Container::default()
+            }]),
+            volumes: ListField::Absent,
+            node_selector: vec![("kubernetes.io/os".into(), text("windows"))],
+            os_name: text("windows"),
+            required_node_affinity: Some(br#"{"nodeSelectorTerms":[]}"#),
+        };
+        assert_eq!(pod, expected);
+        // Nothing of the kept strings was copied.
+        assert!(matches!(pod.name, Some(Cow::Borrowed(_))));
     }
 
     #[test]
     fn the_token_volume_is_kept_whole_and_others_by_name() {
-        let pod = r#"{"spec": {"volumes": [
+        let pod = decode(
+            r#"{"spec": {"volumes": [
             {"name": "data", "emptyDir": {}},
             {"projected": {"sources": [{"serviceAccountToken": {"path": "token"}}]}, "name": "aws-iam-token"},
             {"secret": {"secretName": "s"}},
             {"name": "aws-iam-token", "name": "other", "secret": {}},
-            {"name": "aws\u002diam-token", "hostPath": {"path": "/x"}}
-        ]}}"#;
+            {"name": "aws\u002diam-token", "hostPath": {"path": "/x"}},
+            7
+        ]}}"#,
+        );
+        let volumes = pod.volumes.items();
+        let names: Vec<_> = volumes.iter().map(|v| v.name.as_deref()).collect();
         assert_eq!(
-            decode(pod)["spec"]["volumes"],
-            json!([
-                {"name": "data"},
-                {"name": "aws-iam-token", "projected": {"sources": [{"serviceAccountToken": {"path": "token"}}]}},
-                {},
-                {"name": "other"},
-                {"name": "aws-iam-token", "hostPath": {"path": "/x"}}
-            ])
+            names,
+            [
+                Some("data"),
+                Some("aws-iam-token"),
+                None,
+                Some("other"),
+                Some("aws-iam-token"),
+                None
+            ]
+        );
+        let wholes: Vec<_> = volumes.iter().map(|v| v.token_volume.clone()).collect();
+        assert_eq!(
+            wholes,
+            [
+                None,
+                Some(
+                    json!({"name": "aws-iam-token", "projected": {"sources": [{"serviceAccountToken": {"path": "token"}}]}})
+                ),
+                None,
+                None,
+                Some(json!({"name": "aws-iam-token", "hostPath": {"path": "/x"}})),
+                None
+            ]
         );
     }
 
     #[test]
-    fn kept_members_keep_their_json_type() {
-        // What the mutation calls malformed must still look malformed to it.
-        let pod = r#"{"metadata": {}, "spec": {"containers": {"name": "a", "image": "i"},
-            "initContainers": [{"name": "b", "env": "x", "volumeMounts": {"name": "m", "other": 1}}, 7, [{"name": "c", "x": 1}]],
-            "volumes": "v"}}"#;
-        assert_eq!(
-            decode(pod)["spec"],
-            json!({"containers": {"name": "a"},
-                   "initContainers": [{"name": "b", "env": "x", "volumeMounts": {"name": "m"}}, 7, [{"name": "c"}]],
-                   "volumes": "v"})
+    fn lists_keep_their_state_and_items_their_index() {
+        let pod = decode(
+            r#"{"metadata": null, "spec": {"containers": {"name": "a", "image": "i"},
+            "initContainers": [{"name": "b", "env": "x", "volumeMounts": null}, 7, [{"name": "c"}], {"name": 5}],
+            "volumes": "v"}}"#,
         );
-        // Numbers and escapes come out as serde_json makes them.
-        let pod = r#"{"spec": {"containers": [{"name": "a\"\u00e9", "env": [{"name": 1.5}, {"name": -2}, {"name": 18446744073709551615}, {"name": null}, {"name": true}]}]}}"#;
-        let whole: Value = serde_json::from_str(pod).unwrap();
-        assert_eq!(decode(pod), whole);
+        assert_eq!(pod.containers, ListField::Malformed);
+        assert_eq!(pod.volumes, ListField::Malformed);
+        let init = pod.init_containers.items();
+        assert_eq!(init.len(), 4);
+        assert_eq!(init[0].name, "b");
+        assert_eq!(init[0].env, ListField::Malformed);
+        assert_eq!(init[0].volume_mounts, ListField::Absent);
+        assert_eq!(init[1], Container::default());
+        assert_eq!(init[2], Container::default());
+        assert_eq!(init[3].name, "");
+    }
+
+    #[test]
+    fn the_last_of_a_repeated_member_wins() {
+        let pod = decode(
+            r#"{"metadata": {"name": "a", "labels": {"x": "1"}}, "metadata": {"generateName": "g-"},
+            "spec": {"serviceAccountName": "one", "serviceAccountName": 2, "os": {"name": "windows"}, "os": {}}}"#,
+        );
+        assert_eq!(pod.name, None);
+        assert_eq!(pod.generate_name, text("g-"));
+        assert!(pod.labels.is_empty());
+        assert_eq!(pod.service_account_name, None);
+        assert_eq!(pod.os_name, None);
+        let pod = decode(r#"{"metadata": {"labels": {"x": "1", "x": false}}}"#);
+        assert_eq!(crate::pod::label(&pod, "x"), None);
+    }
+
+    #[test]
+    fn escaped_strings_decode_as_serde_json_decodes_them() {
+        let json = r#"{"spec": {"containers": [{"name": "a\"\u00e9\ud83d\ude00", "env": [{"name": "\\n"}]}]}}"#;
+        let pod = decode(json);
+        let whole: Value = serde_json::from_str(json).unwrap();
+        let container = &pod.containers.items()[0];
+        assert_eq!(
+            Some(container.name.as_ref()),
+            whole["spec"]["containers"][0]["name"].as_str()
+        );
+        assert_eq!(
+            container.env.items()[0].name.as_deref(),
+            whole["spec"]["containers"][0]["env"][0]["name"].as_str()
+        );
     }
 
     #[test]
     fn the_pod_and_its_metadata_must_be_objects() {
-        for pod in [
+        for json in [
             r#""a pod""#,
             "[]",
+            "null",
             r#"{"metadata": []}"#,
-            r#"{"metadata": null}"#,
+            r#"{"metadata": "m"}"#,
+            r#"{"spec": {"volumes": [{"name": "aws-iam-token", "x": 1e400}]}}"#,
+            r#"{"spec": {} "#,
         ] {
-            assert!(
-                serde_json::from_str::<PodObject<&RawValue>>(pod).is_err(),
-                "{pod}"
-            );
+            assert!(pod_json(json.as_bytes()).is_err(), "{json}");
         }
+        // `null` metadata is no metadata, and a spec of another type is no spec.
+        assert_eq!(decode(r#"{"metadata": null, "spec": []}"#), Pod::default());
     }
 }

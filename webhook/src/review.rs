@@ -1,18 +1,18 @@
-//! `admission.k8s.io/v1` AdmissionReview, decoded and encoded with local serde structs.
+//! `admission.k8s.io/v1` AdmissionReview, decoded with [`Reader`] and encoded member by member.
 //!
-//! Only the request fields the webhook uses are decoded (everything else, `oldObject` and `userInfo`
-//! included, is skipped by the parser), and of the pod only what the mutation reads
-//! ([`pod_decode`](crate::pod_decode)). Nothing goes through `serde(flatten)`, which would buffer the whole
-//! request into an intermediate map.
+//! Only the request fields the webhook uses are decoded, borrowed from the request bytes (everything else,
+//! `oldObject` and `userInfo` included, is skipped without being built), and of the pod only what the
+//! mutation reads ([`pod_decode`]). A member given twice counts once, the last one, as in serde_json's
+//! `Value` and Go.
 
 use base64::Engine as _;
 use json_patch::Patch;
-use serde::{Deserialize, Serialize};
-use serde_json::{Value, value::RawValue};
+use serde::Serialize;
 
 use crate::{
-    pod,
-    pod_decode::{PodObject, RawJson, Str},
+    json_reader::{JsonError, Kind, Reader},
+    pod::{self, Pod, Text},
+    pod_decode,
 };
 
 /// The only AdmissionReview version served.
@@ -28,7 +28,7 @@ pub const KIND: &str = "AdmissionReview";
 pub enum ReviewError {
     /// The body is not JSON, or a field has the wrong JSON type.
     #[error("the request body is not a JSON AdmissionReview: {0}")]
-    Malformed(#[source] serde_json::Error),
+    Malformed(#[source] JsonError),
     /// `admission.k8s.io/v1beta1`: not served.
     #[strum(serialize = "v1beta1")]
     #[error(
@@ -57,71 +57,28 @@ impl ReviewError {
     }
 }
 
-// The envelope borrows its strings from the request bytes (`Str`); unknown members (`userInfo`,
-// `oldObject`, `options`, ...) are skipped by the parser.
-#[derive(Deserialize)]
-#[serde(bound(deserialize = "R: RawJson<'de>, 'de: 'a"))]
-struct ReviewIn<'a, R> {
-    #[serde(rename = "apiVersion", borrow)]
-    api_version: Option<Str<'a>>,
-    #[serde(borrow)]
-    kind: Option<Str<'a>>,
-    #[serde(borrow)]
-    request: Option<RequestIn<'a, R>>,
-}
-
-#[derive(Deserialize)]
-#[serde(bound(deserialize = "R: RawJson<'de>, 'de: 'a"))]
-struct RequestIn<'a, R> {
-    #[serde(borrow)]
-    uid: Option<Str<'a>>,
-    #[serde(borrow)]
-    kind: Option<GroupVersionKind<'a>>,
-    #[serde(borrow)]
-    operation: Option<Str<'a>>,
-    #[serde(borrow)]
-    namespace: Option<Str<'a>>,
-    #[serde(borrow)]
-    name: Option<Str<'a>>,
-    #[serde(rename = "subResource", borrow)]
-    sub_resource: Option<Str<'a>>,
-    object: Option<PodObject<R>>,
-    #[serde(rename = "dryRun")]
-    dry_run: Option<bool>,
-}
-
-#[derive(Deserialize)]
-struct GroupVersionKind<'a> {
-    #[serde(default, borrow)]
-    group: Str<'a>,
-    #[serde(default, borrow)]
-    kind: Str<'a>,
-}
-
-/// The parts of an admission request the webhook uses.
+/// The parts of an admission request the webhook uses, borrowed from the request bytes.
 #[derive(Debug, Clone, PartialEq)]
-pub struct AdmissionRequestView {
+pub struct AdmissionRequestView<'a> {
     /// `request.uid`, echoed in the response.
-    pub uid: String,
+    pub uid: Text<'a>,
     /// `request.kind` is group `""`, kind `Pod`.
     pub kind_is_pod: bool,
     /// `request.operation` (`CREATE`, `UPDATE`, ...).
-    pub operation: String,
+    pub operation: Text<'a>,
     /// `request.namespace`.
-    pub namespace: String,
+    pub namespace: Text<'a>,
     /// `request.name` (empty for pods created with `generateName`).
-    pub name: String,
+    pub name: Text<'a>,
     /// `request.subResource`, when the request is for one (`pods/ephemeralcontainers`, ...).
-    pub sub_resource: Option<String>,
-    /// `request.object` as the mutation reads it: only the members [`pod_decode::POD`](crate::pod_decode::POD)
-    /// lists (metadata's names, labels and annotations; the containers' names, env names and mounts; the
-    /// volumes' names, the token volume whole; the service account and the OS fields). Not the whole pod.
-    pub pod: Option<Value>,
+    pub sub_resource: Option<Text<'a>>,
+    /// `request.object` as the mutation reads it ([`Pod`]): not the whole pod.
+    pub pod: Option<Pod<'a>>,
     /// `request.dryRun`.
     pub dry_run: bool,
 }
 
-impl AdmissionRequestView {
+impl AdmissionRequestView<'_> {
     /// Whether this is a pod CREATE with an object to mutate; anything else is admitted untouched.
     pub fn is_pod_create(&self) -> bool {
         self.kind_is_pod
@@ -146,22 +103,101 @@ impl AdmissionRequestView {
     }
 }
 
+/// The envelope's members, as the body has them (`None`: absent or `null`).
+#[derive(Default)]
+struct ReviewIn<'a> {
+    api_version: Option<Text<'a>>,
+    kind: Option<Text<'a>>,
+    request: Option<RequestIn<'a>>,
+}
+
+#[derive(Default)]
+struct RequestIn<'a> {
+    uid: Option<Text<'a>>,
+    /// `request.kind`'s group and kind (each "" when absent).
+    kind: Option<(Text<'a>, Text<'a>)>,
+    operation: Option<Text<'a>>,
+    namespace: Option<Text<'a>>,
+    name: Option<Text<'a>>,
+    sub_resource: Option<Text<'a>>,
+    object: Option<Pod<'a>>,
+    dry_run: Option<bool>,
+}
+
 /// Decodes an `admission.k8s.io/v1` AdmissionReview request body.
-pub fn decode(body: &[u8]) -> Result<AdmissionRequestView, ReviewError> {
-    // The body's UTF-8 is checked once, in one pass (word at a time over ASCII), so that the parser need not
-    // check again every string it keeps: from bytes, serde_json validates each key and kept string on its
-    // own, a tenth of the decode. A body that is not UTF-8 goes to the byte parser, which accepts and refuses
-    // exactly what it always did (invalid UTF-8 inside a skipped string is not its concern) and says where.
-    let review = match std::str::from_utf8(body) {
-        Ok(text) => serde_json::from_str::<ReviewIn<'_, &RawValue>>(text),
-        Err(_) => serde_json::from_slice(body),
-    };
-    view(review.map_err(ReviewError::Malformed)?)
+pub fn decode(body: &[u8]) -> Result<AdmissionRequestView<'_>, ReviewError> {
+    let mut r = Reader::new(body);
+    let review = review_in(&mut r)
+        .and_then(|review| r.end().map(|()| review))
+        .map_err(ReviewError::Malformed)?;
+    view(review)
+}
+
+/// `Some` object read by `read`, or `None` for `null`; another type is an error.
+fn optional_object<'a, T>(
+    r: &mut Reader<'a>,
+    read: impl FnOnce(&mut Reader<'a>) -> Result<T, JsonError>,
+) -> Result<Option<T>, JsonError> {
+    match r.kind()? {
+        Kind::Null => r.skip().map(|()| None),
+        Kind::Object => read(r).map(Some),
+        _ => r.error("expected an object"),
+    }
+}
+
+fn review_in<'a>(r: &mut Reader<'a>) -> Result<ReviewIn<'a>, JsonError> {
+    let mut review = ReviewIn::default();
+    if r.kind()? != Kind::Object {
+        return r.error("expected an object");
+    }
+    r.object(|r, member| {
+        match member.as_ref() {
+            "apiVersion" => review.api_version = r.optional_string()?,
+            "kind" => review.kind = r.optional_string()?,
+            "request" => review.request = optional_object(r, request_in)?,
+            _ => r.skip()?,
+        }
+        Ok(())
+    })?;
+    Ok(review)
+}
+
+fn request_in<'a>(r: &mut Reader<'a>) -> Result<RequestIn<'a>, JsonError> {
+    let mut request = RequestIn::default();
+    r.object(|r, member| {
+        match member.as_ref() {
+            "uid" => request.uid = r.optional_string()?,
+            "kind" => request.kind = optional_object(r, group_kind)?,
+            "operation" => request.operation = r.optional_string()?,
+            "namespace" => request.namespace = r.optional_string()?,
+            "name" => request.name = r.optional_string()?,
+            "subResource" => request.sub_resource = r.optional_string()?,
+            "object" => request.object = optional_object(r, pod_decode::pod)?,
+            "dryRun" => request.dry_run = r.optional_bool()?,
+            _ => r.skip()?,
+        }
+        Ok(())
+    })?;
+    Ok(request)
+}
+
+/// A GroupVersionKind's group and kind; a missing one is "", a `null` one an error.
+fn group_kind<'a>(r: &mut Reader<'a>) -> Result<(Text<'a>, Text<'a>), JsonError> {
+    let (mut group, mut kind) = (Text::Borrowed(""), Text::Borrowed(""));
+    r.object(|r, member| {
+        match member.as_ref() {
+            "group" => group = r.string()?,
+            "kind" => kind = r.string()?,
+            _ => r.skip()?,
+        }
+        Ok(())
+    })?;
+    Ok((group, kind))
 }
 
 /// Checks the envelope and keeps what the webhook uses.
-fn view<R>(review: ReviewIn<'_, R>) -> Result<AdmissionRequestView, ReviewError> {
-    match review.api_version.as_ref().map(|v| v.0.as_ref()) {
+fn view(review: ReviewIn<'_>) -> Result<AdmissionRequestView<'_>, ReviewError> {
+    match review.api_version.as_deref() {
         Some(API_VERSION) => {}
         Some("admission.k8s.io/v1beta1") => return Err(ReviewError::V1beta1),
         other => {
@@ -171,34 +207,29 @@ fn view<R>(review: ReviewIn<'_, R>) -> Result<AdmissionRequestView, ReviewError>
         }
     }
     match review.kind {
-        Some(kind) if kind.0 == KIND => {}
+        Some(kind) if kind == KIND => {}
         other => {
             return Err(ReviewError::WrongKind(
-                other.map(Str::into_owned).unwrap_or_default(),
+                other.map(Text::into_owned).unwrap_or_default(),
             ));
         }
     }
     let request = review.request.ok_or(ReviewError::MissingRequest)?;
     let uid = request
         .uid
-        .filter(|uid| !uid.0.is_empty())
-        .ok_or(ReviewError::MissingUid)?
-        .into_owned();
+        .filter(|uid| !uid.is_empty())
+        .ok_or(ReviewError::MissingUid)?;
     let kind_is_pod = request
         .kind
-        .is_some_and(|gvk| gvk.group.0.is_empty() && gvk.kind.0 == "Pod");
-    let owned = |field: Option<Str<'_>>| field.map(Str::into_owned).unwrap_or_default();
+        .is_some_and(|(group, kind)| group.is_empty() && kind == "Pod");
     Ok(AdmissionRequestView {
         uid,
         kind_is_pod,
-        operation: owned(request.operation),
-        namespace: owned(request.namespace),
-        name: owned(request.name),
-        sub_resource: request
-            .sub_resource
-            .filter(|s| !s.0.is_empty())
-            .map(Str::into_owned),
-        pod: request.object.map(|object| object.0),
+        operation: request.operation.unwrap_or_default(),
+        namespace: request.namespace.unwrap_or_default(),
+        name: request.name.unwrap_or_default(),
+        sub_resource: request.sub_resource.filter(|s| !s.is_empty()),
+        pod: request.object,
         dry_run: request.dry_run.unwrap_or(false),
     })
 }
@@ -297,11 +328,11 @@ mod tests {
     use super::*;
     use crate::{
         config::InjectionConfig,
-        mutate::mutate,
+        mutate::mutate_pod,
         policy::{OnFailure, Policy},
         views::ServiceAccountView,
     };
-    use serde_json::json;
+    use serde_json::{Value, json};
 
     fn review(request: Value) -> Vec<u8> {
         serde_json::to_vec(&json!({"apiVersion": API_VERSION, "kind": KIND, "request": request}))
@@ -330,7 +361,8 @@ mod tests {
 
     #[test]
     fn decodes_a_pod_create() {
-        let view = decode(&review(pod_request())).unwrap();
+        let body = review(pod_request());
+        let view = decode(&body).unwrap();
         assert_eq!(view.uid, "705ab4f5-6393-11e8-b7cc-42010a800002");
         assert!(view.kind_is_pod);
         assert!(view.is_pod_create());
@@ -339,10 +371,7 @@ mod tests {
         assert!(view.dry_run);
         assert_eq!(view.service_account_name(), "web");
         assert_eq!(view.pod_name(), "web-5d8f7-");
-        assert_eq!(
-            view.pod.as_ref().unwrap()["spec"]["containers"][0]["name"],
-            "app"
-        );
+        assert_eq!(view.pod.as_ref().unwrap().containers.items()[0].name, "app");
     }
 
     #[test]
@@ -476,7 +505,8 @@ mod tests {
     fn other_kinds_operations_and_subresources_pass_through() {
         let mut request = pod_request();
         request["kind"] = json!({"group": "apps", "version": "v1", "kind": "Deployment"});
-        let view = decode(&review(request)).unwrap();
+        let body = review(request);
+        let view = decode(&body).unwrap();
         assert!(!view.kind_is_pod);
         assert!(!view.is_pod_create());
 
@@ -494,7 +524,8 @@ mod tests {
 
         let mut request = pod_request();
         request.as_object_mut().unwrap().remove("object");
-        let view = decode(&review(request)).unwrap();
+        let body = review(request);
+        let view = decode(&body).unwrap();
         assert!(!view.is_pod_create());
         assert_eq!(view.service_account_name(), "default");
     }
@@ -505,9 +536,10 @@ mod tests {
 
     #[test]
     fn response_round_trips_the_patch() {
-        let view = decode(&review(pod_request())).unwrap();
+        let body = review(pod_request());
+        let view = decode(&body).unwrap();
         let sa = ServiceAccountView::new("arn:aws:iam::123456789012:role/web");
-        let mutation = mutate(
+        let mutation = mutate_pod(
             view.pod.as_ref().unwrap(),
             Some(&sa),
             None,
@@ -523,7 +555,7 @@ mod tests {
         let out = decode_response(&bytes);
         assert_eq!(out["apiVersion"], "admission.k8s.io/v1");
         assert_eq!(out["kind"], "AdmissionReview");
-        assert_eq!(out["response"]["uid"], view.uid.as_str());
+        assert_eq!(out["response"]["uid"], view.uid.as_ref());
         assert_eq!(out["response"]["allowed"], true);
         assert_eq!(out["response"]["patchType"], "JSONPatch");
         assert!(out["response"].get("warnings").is_none());

@@ -1,7 +1,7 @@
 //! The admission endpoint: `POST /mutate` with an `admission.k8s.io/v1` AdmissionReview.
 //!
 //! The handler decodes the review, looks up the pod's ServiceAccount (and, for annotated ones, its
-//! Namespace's role restriction) through the [`Resolver`], runs the pure [`mutate`], lets the [`Policy`] decide,
+//! Namespace's role restriction) through the [`Resolver`], runs the pure [`mutate_pod`], lets the [`Policy`] decide,
 //! and encodes the answer.
 
 use std::sync::Arc;
@@ -18,7 +18,7 @@ use crate::cache::AccountEntry;
 use crate::config::InjectionConfig;
 use crate::lookup::{LookupError, Resolver};
 use crate::metrics::{AdmissionOutcome, Metrics, ServerOutcome};
-use crate::mutate::mutate;
+use crate::mutate::mutate_pod;
 use crate::policy::Policy;
 use crate::review::{self, AdmissionRequestView, Decision};
 use crate::warning::WarningReason;
@@ -106,12 +106,12 @@ async fn admit(
 /// Decides one decoded request; returns the decision and the outcome label.
 async fn decide(
     state: &AdmissionState,
-    request: &AdmissionRequestView,
+    request: &AdmissionRequestView<'_>,
 ) -> (Decision, AdmissionOutcome) {
     let Some(pod) = request.pod.as_ref().filter(|_| request.is_pod_create()) else {
         return (Decision::allow(), ServerOutcome::Ignored.into());
     };
-    let namespace = request.namespace.as_str();
+    let namespace = request.namespace.as_ref();
     let account_name = request.service_account_name();
     let account = match state
         .resolver
@@ -141,7 +141,7 @@ async fn decide(
             }
         },
     };
-    let mutation = mutate(pod, account.view(), restriction.as_deref(), &state.config);
+    let mutation = mutate_pod(pod, account.view(), restriction.as_deref(), &state.config);
     for warning in mutation.all_warnings() {
         state.metrics.warning(warning.reason);
     }
@@ -151,7 +151,7 @@ async fn decide(
 
 fn lookup_failed(
     state: &AdmissionState,
-    request: &AdmissionRequestView,
+    request: &AdmissionRequestView<'_>,
     what: &str,
     err: &LookupError,
 ) -> (Decision, AdmissionOutcome) {
@@ -163,7 +163,7 @@ fn lookup_failed(
     )
 }
 
-fn log_admission(request: &AdmissionRequestView, outcome: AdmissionOutcome) {
+fn log_admission(request: &AdmissionRequestView<'_>, outcome: AdmissionOutcome) {
     tracing::debug!(
         namespace = %request.namespace,
         pod = %request.pod_name(),

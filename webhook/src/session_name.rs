@@ -25,7 +25,7 @@ use std::fmt;
 use serde_json::{Value, json};
 use sha2::{Digest as _, Sha256};
 
-use crate::pod;
+use crate::pod::{self, Pod};
 
 /// The longest session name STS accepts.
 pub const MAX_LEN: usize = 64;
@@ -116,11 +116,11 @@ impl SessionNameTemplate {
 
     /// The env entry `AWS_ROLE_SESSION_NAME` for this pod: a value rendered now, or the pod's name through
     /// the downward API when only the apiserver will know it and it is valid by construction.
-    pub fn env_entry(&self, pod: &Value, name: &str) -> Value {
-        let generated = pod_field(pod, "name").is_none();
+    pub fn env_entry(&self, pod: &Pod<'_>, name: &str) -> Value {
+        let generated = pod::metadata(&pod.name).is_none();
         if generated
             && self.parts == [Part::Pod]
-            && let Some(stem) = pod_field(pod, "generateName")
+            && let Some(stem) = pod::metadata(&pod.generate_name)
             && stem
                 .bytes()
                 .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'.')
@@ -131,15 +131,15 @@ impl SessionNameTemplate {
     }
 
     /// The session name rendered at admission (see the module documentation for `{pod}`).
-    pub fn render(&self, pod: &Value) -> String {
+    pub fn render(&self, pod: &Pod<'_>) -> String {
         let mut out = String::new();
         for part in &self.parts {
             let value = match part {
                 Part::Text(text) => text,
-                Part::Namespace => pod_field(pod, "namespace").unwrap_or_default(),
+                Part::Namespace => pod::metadata(&pod.namespace).unwrap_or_default(),
                 Part::ServiceAccount => pod::service_account_name(pod),
-                Part::Pod => pod_field(pod, "name")
-                    .or_else(|| pod_field(pod, "generateName").map(|g| g.trim_end_matches('-')))
+                Part::Pod => pod::metadata(&pod.name)
+                    .or_else(|| pod::metadata(&pod.generate_name).map(|g| g.trim_end_matches('-')))
                     .unwrap_or_default(),
             };
             out.extend(
@@ -181,13 +181,6 @@ fn is_session_char(c: char) -> bool {
     c.is_ascii_alphanumeric() || matches!(c, '_' | '+' | '=' | ',' | '.' | '@' | '-')
 }
 
-/// `metadata.<field>`, when a non-empty string.
-fn pod_field<'a>(pod: &'a Value, field: &str) -> Option<&'a str> {
-    pod::get_path(pod, &["metadata", field])?
-        .as_str()
-        .filter(|s| !s.is_empty())
-}
-
 /// Cuts or pads an all-ASCII name into `MIN_LEN..=MAX_LEN`, deterministically.
 fn fit(name: String) -> String {
     if (MIN_LEN..=MAX_LEN).contains(&name.len()) {
@@ -209,8 +202,8 @@ fn fit(name: String) -> String {
 mod tests {
     use super::*;
 
-    fn pod(meta: Value) -> Value {
-        json!({"metadata": meta, "spec": {"serviceAccountName": "orders-api"}})
+    fn pod(meta: Value) -> Pod<'static> {
+        pod::from_value(&json!({"metadata": meta, "spec": {"serviceAccountName": "orders-api"}}))
     }
 
     fn is_valid(name: &str) -> bool {

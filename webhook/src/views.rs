@@ -19,10 +19,16 @@ pub(crate) fn prefixed_get<'a, I>(entries: I, prefix: &str, suffix: &str) -> Opt
 where
     I: IntoIterator<Item = (&'a str, &'a str)>,
 {
-    entries.into_iter().find_map(|(key, value)| {
-        let rest = key.strip_prefix(prefix)?.strip_prefix('/')?;
-        (rest == suffix).then_some(value)
-    })
+    entries
+        .into_iter()
+        .find_map(|(key, value)| is_prefixed_key(key, prefix, suffix).then_some(value))
+}
+
+/// Whether `key` is `<prefix>/<suffix>`, without building that key.
+pub(crate) fn is_prefixed_key(key: &str, prefix: &str, suffix: &str) -> bool {
+    key.strip_prefix(prefix)
+        .and_then(|rest| rest.strip_prefix('/'))
+        .is_some_and(|rest| rest == suffix)
 }
 
 /// What the mutation needs from an annotated ServiceAccount: the raw annotation values.

@@ -32,7 +32,7 @@ use std::{
 use clap::Parser;
 use irsa_webhook::{
     config::{InjectionArgs, InjectionConfig},
-    mutate::{Mutation, Outcome, mutate},
+    mutate::{Mutation, Outcome, mutate, mutate_pod},
     views::{NamespaceView, ServiceAccountView},
     warning::WarningReason,
 };
@@ -136,6 +136,11 @@ impl Case {
 
     fn mutate(&self, pod: &Value) -> Mutation {
         mutate(pod, self.sa.as_ref(), self.ns.as_ref(), &self.cfg)
+    }
+
+    /// The mutation of a pod as the server decodes it from an AdmissionReview.
+    fn mutate_decoded(&self, pod: &irsa_webhook::pod::Pod<'_>) -> Mutation {
+        mutate_pod(pod, self.sa.as_ref(), self.ns.as_ref(), &self.cfg)
     }
 }
 
@@ -581,7 +586,7 @@ fn bench_review_is_a_mutated_pod_create() {
     assert_eq!(request.service_account_name(), "orders-api");
     let pod = request.pod.as_ref().unwrap();
     let sa = ServiceAccountView::new("arn:aws:iam::123456789012:role/orders-api");
-    let mutation = mutate(pod, Some(&sa), None, &InjectionConfig::default());
+    let mutation = mutate_pod(pod, Some(&sa), None, &InjectionConfig::default());
     assert_eq!(mutation.outcome, Outcome::Mutated);
     // The api container and the init container append to their env and mounts; log-shipper has no env yet.
     let paths: Vec<String> = mutation
@@ -627,7 +632,7 @@ fn decoded_reviews_mutate_as_their_whole_pods() {
             .unwrap_or_else(|err| panic!("{}: {err}", dir.display()));
         let decoded = request.pod.as_ref().unwrap();
         assert_eq!(
-            case.mutate(decoded),
+            case.mutate_decoded(decoded),
             case.mutate(&case.pod),
             "{}: the decoded pod mutates differently",
             dir.display()

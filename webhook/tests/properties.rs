@@ -10,7 +10,7 @@ use std::collections::BTreeMap;
 
 use irsa_webhook::{
     config::{DEFAULT_TOKEN_MOUNT_PATH, InjectionConfig},
-    mutate::{Outcome, mutate},
+    mutate::{Outcome, mutate, mutate_pod},
     session_name::SessionNameTemplate,
     views::{AccountOptions, NamespaceView, ServiceAccountView},
 };
@@ -556,10 +556,11 @@ proptest! {
     /// mutation of the whole pod.
     #[test]
     fn the_decoded_pod_mutates_as_the_whole_pod(pod in pod(), sa in service_account(), ns in namespace(), cfg in config()) {
-        let request = irsa_webhook::review::decode(&review_of(&pod)).expect("the review decodes");
+        let body = review_of(&pod);
+        let request = irsa_webhook::review::decode(&body).expect("the review decodes");
         let decoded = request.pod.as_ref().expect("the review has the pod");
         prop_assert_eq!(
-            mutate(decoded, sa.as_ref(), ns.as_ref(), &cfg),
+            mutate_pod(decoded, sa.as_ref(), ns.as_ref(), &cfg),
             mutate(&pod, sa.as_ref(), ns.as_ref(), &cfg)
         );
     }

@@ -11,8 +11,8 @@ use serde_json::Value;
 
 use crate::{
     config::InjectionArgs,
-    mutate::mutate,
-    pod,
+    mutate::mutate_pod,
+    pod, pod_decode,
     policy::Policy,
     review,
     views::{NamespaceView, ServiceAccountView},
@@ -102,7 +102,7 @@ pub fn run_mutate_with_stderr(
             let mut pod = document["request"]["object"].clone();
             strip_server_fields(&mut pod);
             expect_kind(&pod, "Pod", "--pod", &args.pod)?;
-            (pod, request.uid)
+            (pod, request.uid.into_owned())
         }
         _ => {
             expect_kind(&document, "Pod", "--pod", &args.pod)?;
@@ -111,14 +111,17 @@ pub fn run_mutate_with_stderr(
     };
     string_map(&pod, "labels", "--pod", &args.pod)?;
     string_map(&pod, "annotations", "--pod", &args.pod)?;
+    let json = serde_json::to_vec(&pod)?;
+    let view = pod_decode::pod_json(&json)
+        .map_err(|err| anyhow!("--pod {}: {}", args.pod.display(), err.what))?;
 
     let service_account = match &args.service_account {
         None => None,
         Some(path) => {
             let sa = input.read("--service-account", path)?;
             expect_kind(&sa, "ServiceAccount", "--service-account", path)?;
-            let sa_name = pod::get_path(&sa, &["metadata", "name"]).and_then(Value::as_str);
-            let pod_sa = pod::service_account_name(&pod);
+            let sa_name = sa.pointer("/metadata/name").and_then(Value::as_str);
+            let pod_sa = pod::service_account_name(&view);
             if let Some(sa_name) = sa_name.filter(|name| *name != pod_sa) {
                 writeln!(
                     stderr,
@@ -138,7 +141,7 @@ pub fn run_mutate_with_stderr(
         }
     };
 
-    let mutation = mutate(&pod, service_account.as_ref(), namespace.as_ref(), &cfg);
+    let mutation = mutate_pod(&view, service_account.as_ref(), namespace.as_ref(), &cfg);
     for warning in mutation.all_warnings() {
         writeln!(stderr, "warning: {}", warning.message)?;
     }
@@ -240,7 +243,7 @@ fn strip_server_fields(pod: &mut Value) {
 }
 
 fn kind_of(document: &Value) -> Option<&str> {
-    pod::str_field(document, "kind")
+    document.get("kind")?.as_str()
 }
 
 /// Accepts a document without `kind` (a bare fragment) or with the expected one.
@@ -262,7 +265,8 @@ fn string_map(
     flag: &str,
     path: &Path,
 ) -> anyhow::Result<std::collections::BTreeMap<String, String>> {
-    let Some(map) = pod::get_path(document, &["metadata", field]).filter(|v| !v.is_null()) else {
+    let map = document.get("metadata").and_then(|meta| meta.get(field));
+    let Some(map) = map.filter(|v| !v.is_null()) else {
         return Ok(Default::default());
     };
     let Some(map) = map.as_object() else {
