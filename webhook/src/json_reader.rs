@@ -56,6 +56,9 @@ pub enum Kind {
 #[derive(Debug)]
 pub struct Reader<'a> {
     bytes: &'a [u8],
+    /// The input as text when it is all UTF-8 (checked once, word at a time over ASCII), so that a string read
+    /// is a slice of it rather than checked again.
+    text: Option<&'a str>,
     pos: usize,
     depth: u32,
 }
@@ -84,6 +87,7 @@ impl<'a> Reader<'a> {
     pub fn new(bytes: &'a [u8]) -> Self {
         Self {
             bytes,
+            text: std::str::from_utf8(bytes).ok(),
             pos: 0,
             depth: 0,
         }
@@ -192,14 +196,29 @@ impl<'a> Reader<'a> {
     }
 
     /// Reads a string, unescaped; borrowed from the input when it has no escapes.
+    #[inline]
     pub fn string(&mut self) -> Result<Cow<'a, str>> {
         self.expect(b'"', "expected a string")?;
         let start = self.pos;
-        self.pos = run_end(self.bytes, self.pos);
+        let end = run_end(self.bytes, start);
+        // Between two quotes, so on character boundaries: `get` never fails on UTF-8 text.
+        if self.bytes.get(end) == Some(&b'"')
+            && let Some(text) = self.text.and_then(|text| text.get(start..end))
+        {
+            self.pos = end + 1;
+            return Ok(Cow::Borrowed(text));
+        }
+        self.string_with_escapes_or_not_utf8(start)
+    }
+
+    /// The rest of [`string`](Self::string): escapes to decode, or an input that is not all UTF-8.
+    #[cold]
+    fn string_with_escapes_or_not_utf8(&mut self, start: usize) -> Result<Cow<'a, str>> {
+        self.pos = run_end(self.bytes, start);
         if self.bytes.get(self.pos) == Some(&b'"') {
-            let raw = &self.bytes[start..self.pos];
+            let end = self.pos;
             self.pos += 1;
-            return match std::str::from_utf8(raw) {
+            return match std::str::from_utf8(&self.bytes[start..end]) {
                 Ok(text) => Ok(Cow::Borrowed(text)),
                 Err(err) => Err(JsonError {
                     what: "invalid UTF-8 in a string".into(),
