@@ -11,11 +11,9 @@
 //!   windows of `--window-seconds` (default 60), with a verdict on errors, RSS, fds and p99 (see [`soak`]);
 //!   `--servers issuer` (or `webhook`) soaks only that one.
 //!
-//! Usage: bench-webhook [load] [memory] [reference] [soak] [--accounts N] [--seconds S] [--rounds R]
-//! [--minutes M] [--window-seconds W] [--servers webhook,issuer] (no mode: load and memory); IRSA_BIN should
-//! be a release build, OHA the oha binary, and for `reference` IRSA_REFERENCE_WEBHOOK the reference's binary
-//! (default: where `hack/install-peers.sh reference-webhook` puts it). Prints markdown rows for
-//! bench/README.md.
+//! Usage: `bench-webhook --help`. IRSA_BIN should be a release build, OHA the oha binary, and for `reference`
+//! IRSA_REFERENCE_WEBHOOK the reference's binary (default: where `hack/install-peers.sh reference-webhook` puts
+//! it). Prints markdown rows for bench/README.md.
 
 mod agree;
 mod oha;
@@ -38,27 +36,65 @@ use serde_json::{Value, json};
 
 use crate::procstat::rss_kib;
 
-fn arg_value(name: &str) -> Option<String> {
-    let args: Vec<String> = std::env::args().collect();
-    args.iter()
-        .position(|a| a == name)
-        .and_then(|i| args.get(i + 1).cloned())
+/// The webhook's benchmarks against the real topology (kube-apiserver, etcd, the issuer; loopback only); see
+/// bench/README.md. Prints markdown rows.
+#[derive(clap::Parser)]
+#[command(name = "bench-webhook")]
+struct Args {
+    /// What to run, in this order whatever the order given; none: load and memory.
+    #[arg(value_enum)]
+    modes: Vec<Mode>,
+    /// ServiceAccounts to create for `memory` and `reference` (across 1,000 namespaces, a third annotated).
+    #[arg(long, default_value_t = 100_000)]
+    accounts: usize,
+    /// Seconds per oha run of `load` and `reference`.
+    #[arg(long, default_value_t = 20)]
+    seconds: u64,
+    /// Rounds of `reference`, alternating between the servers.
+    #[arg(long, default_value_t = 3)]
+    rounds: usize,
+    /// Minutes of `soak` per server.
+    #[arg(long, default_value_t = 10)]
+    minutes: u64,
+    /// Seconds per window of `soak`.
+    #[arg(long, default_value_t = 60)]
+    window_seconds: u64,
+    /// The servers `soak` soaks, comma-separated: webhook, issuer.
+    #[arg(long, default_value = "webhook,issuer")]
+    servers: String,
+}
+
+/// One benchmark.
+#[derive(Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum Mode {
+    /// The 6.6 KB review over TLS by oha: p50/p99 at a fixed 2,000 req/s on 4 connections, then saturation on 16.
+    Load,
+    /// The webhook's RSS once its watch has indexed `--accounts` ServiceAccounts.
+    Memory,
+    /// irsa side by side with amazon-eks-pod-identity-webhook: same apiserver, certificate, review and load.
+    Reference,
+    /// The webhook, then the issuer, at 80 % of saturation for `--minutes`, with a verdict (not in the default).
+    Soak,
 }
 
 fn main() -> anyhow::Result<()> {
-    let args: Vec<String> = std::env::args().collect();
-    let mode = |m: &str| args.iter().any(|a| a == m);
-    let (mut load, mut memory, compare) = (mode("load"), mode("memory"), mode("reference"));
-    let soak = mode("soak");
-    if !load && !memory && !compare && !soak {
+    let args = <Args as clap::Parser>::parse();
+    let mode = |m: Mode| args.modes.contains(&m);
+    let (mut load, mut memory, compare) =
+        (mode(Mode::Load), mode(Mode::Memory), mode(Mode::Reference));
+    let soak = mode(Mode::Soak);
+    if args.modes.is_empty() {
         (load, memory) = (true, true);
     }
-    let accounts: usize = arg_value("--accounts").map_or(Ok(100_000), |v| v.parse())?;
-    let seconds: u64 = arg_value("--seconds").map_or(Ok(20), |v| v.parse())?;
-    let rounds: usize = arg_value("--rounds").map_or(Ok(3), |v| v.parse())?;
-    let minutes: u64 = arg_value("--minutes").map_or(Ok(10), |v| v.parse())?;
-    let window_seconds: u64 = arg_value("--window-seconds").map_or(Ok(60), |v| v.parse())?;
-    let servers = arg_value("--servers").unwrap_or_else(|| "webhook,issuer".into());
+    let Args {
+        accounts,
+        seconds,
+        rounds,
+        minutes,
+        window_seconds,
+        ref servers,
+        ..
+    } = args;
     let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
     let runtime = tokio::runtime::Runtime::new()?;
     runtime.block_on(async {
@@ -76,7 +112,7 @@ fn main() -> anyhow::Result<()> {
             reference::run(&cluster, accounts, seconds, rounds).await?;
         }
         if soak {
-            soak::run(&cluster, &servers, minutes, window_seconds).await?;
+            soak::run(&cluster, servers, minutes, window_seconds).await?;
         }
         anyhow::Ok(())
     })
