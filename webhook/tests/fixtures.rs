@@ -608,8 +608,8 @@ fn bench_review_is_a_mutated_pod_create() {
     assert_eq!(paths, expected);
 }
 
-/// The server mutates the pod decoded from the AdmissionReview, which holds only what the mutation reads; for
-/// every case it must give exactly what the whole pod gives (patch, warnings, outcome).
+/// The server mutates the pod decoded from inside the AdmissionReview, which holds only what the mutation reads;
+/// for every case it must give exactly what the pod's own JSON gives (patch, warnings, outcome).
 fn decoded_reviews_mutate_as_their_whole_pods() {
     let dirs = case_dirs();
     for dir in &dirs {

@@ -552,8 +552,10 @@ fn review_of(pod: &Value) -> Vec<u8> {
 proptest! {
     #![proptest_config(ProptestConfig { cases: 512, ..ProptestConfig::default() })]
 
-    /// The server decodes only what the mutation reads of the pod: the mutation of that must be the
-    /// mutation of the whole pod.
+    /// The server decodes only what the mutation reads of the pod, from inside the AdmissionReview (beside
+    /// `userInfo`, `oldObject`, `options`, which it skips): the mutation of that must be the mutation of the
+    /// whole pod's JSON. (The fixtures' expected patches, written by the mutation that walked the whole pod as a
+    /// `serde_json::Value`, are the independent check of what the decode reads.)
     #[test]
     fn the_decoded_pod_mutates_as_the_whole_pod(pod in pod(), sa in service_account(), ns in namespace(), cfg in config()) {
         let body = review_of(&pod);
