@@ -454,6 +454,23 @@ mod tests {
     }
 
     #[test]
+    fn a_member_given_twice_counts_once_the_last() {
+        let body = br#"{"apiVersion": "v1", "kind": "AdmissionReview", "apiVersion": "admission.k8s.io/v1",
+            "request": {"uid": "first", "uid": "second", "kind": {"group": "", "kind": "Pod"},
+                        "operation": "DELETE", "operation": "CREATE", "object": null, "object": {}}}"#;
+        let view = decode(body).unwrap();
+        assert_eq!(view.uid, "second");
+        assert!(view.is_pod_create());
+        let body = br#"{"apiVersion": "admission.k8s.io/v1", "kind": "AdmissionReview",
+            "request": {"uid": "u", "uid": ""}}"#;
+        assert!(matches!(decode(body), Err(ReviewError::MissingUid)));
+        // A repeated member is still read with its type checked.
+        let body = br#"{"apiVersion": "admission.k8s.io/v1", "kind": "AdmissionReview",
+            "request": {"uid": "u", "uid": 1}}"#;
+        assert!(matches!(decode(body), Err(ReviewError::Malformed(_))));
+    }
+
+    #[test]
     fn v1beta1_and_other_versions_are_refused() {
         let body = serde_json::to_vec(
             &json!({"apiVersion": "admission.k8s.io/v1beta1", "kind": KIND,
