@@ -10,8 +10,8 @@
 //!
 //! What it accepts is RFC 8259 JSON as serde_json accepts it: no comments, no trailing commas, no leading
 //! zeros, no control characters in strings, only the standard escapes; one value and white space around it.
-//! Two differences, both stricter or equal to what the apiserver sends: nesting deeper than [`MAX_DEPTH`] is
-//! refused (serde_json skips any depth, and refuses the same depth in what it builds), and numbers are only
+//! Two differences, which no pod the apiserver sends can meet: nesting deeper than [`MAX_DEPTH`] is
+//! refused (serde_json skips any depth, and builds a `Value` at most 127 deep), and numbers are only
 //! checked for their syntax, never converted (serde_json refuses `1e400` where it builds a number). Strings
 //! the caller reads are decoded and must be UTF-8, without lone surrogates; strings it skips are checked for
 //! control characters and escapes, not for UTF-8, as serde_json's own skipping does (nothing of them is read
@@ -19,7 +19,7 @@
 
 use std::borrow::Cow;
 
-/// The deepest nesting of arrays and objects accepted; serde_json builds values up to the same depth.
+/// The deepest nesting of arrays and objects accepted (serde_json builds a `Value` at most one level less deep).
 pub const MAX_DEPTH: u32 = 128;
 
 /// Why the bytes are not JSON, or not of the shape the caller reads, and where.
@@ -699,6 +699,14 @@ mod tests {
     fn nesting_is_limited_without_recursion() {
         let deep = |n: usize| format!("{}{}", "[".repeat(n), "]".repeat(n));
         assert_eq!(skip(&deep(MAX_DEPTH as usize)), Ok(()));
+        // The depth to which serde_json builds a `Value`, as the documentation says.
+        let builds = |n: usize| serde_json::from_str::<serde_json::Value>(&deep(n)).is_ok();
+        let most = (1..200).take_while(|&n| builds(n)).last();
+        assert_eq!(
+            most,
+            Some(MAX_DEPTH as usize - 1),
+            "serde_json builds {most:?} levels"
+        );
         let err = skip(&deep(MAX_DEPTH as usize + 1)).unwrap_err();
         assert_eq!(err.what, format!("nested deeper than {MAX_DEPTH} levels"));
         // The limit counts from the document's top, through what was read as well as what was skipped.
