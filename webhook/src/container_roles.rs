@@ -78,7 +78,7 @@ impl ContainerRoles {
         let known = |name: &str| {
             [ContainerKind::Container, ContainerKind::InitContainer]
                 .into_iter()
-                .any(|kind| pod::containers(pod, kind).any(|c| c.name == name))
+                .any(|kind| pod::containers(pod, kind).any(|c| c.name() == name))
         };
         let mut roles = BTreeMap::new();
         for (container, arn) in entries {

@@ -154,39 +154,49 @@ impl<'a> Reader<'a> {
         &mut self,
         mut member: impl FnMut(&mut Self, Cow<'a, str>) -> Result<()>,
     ) -> Result<()> {
-        self.expect(b'{', "expected an object")?;
-        self.enter()?;
-        if self.peek()? != b'}' {
-            loop {
-                if self.peek()? != b'"' {
-                    return self.error("expected a member name");
+        self.entries(
+            b'{',
+            b'}',
+            ["expected an object", "expected `,` or `}`"],
+            |r, _| {
+                if r.peek()? != b'"' {
+                    return r.error("expected a member name");
                 }
-                let name = self.string()?;
-                self.expect(b':', "expected `:`")?;
-                member(self, name)?;
-                match self.peek()? {
-                    b',' => self.pos += 1,
-                    b'}' => break,
-                    _ => return self.error("expected `,` or `}`"),
-                }
-            }
-        }
-        self.pos += 1;
-        self.depth -= 1;
-        Ok(())
+                let name = r.string()?;
+                r.expect(b':', "expected `:`")?;
+                member(r, name)
+            },
+        )
     }
 
     /// Reads an array, calling `item` with each item's index; `item` must read or skip the item.
-    pub fn array(&mut self, mut item: impl FnMut(&mut Self, usize) -> Result<()>) -> Result<()> {
-        self.expect(b'[', "expected an array")?;
+    pub fn array(&mut self, item: impl FnMut(&mut Self, usize) -> Result<()>) -> Result<()> {
+        self.entries(
+            b'[',
+            b']',
+            ["expected an array", "expected `,` or `]`"],
+            item,
+        )
+    }
+
+    /// The frame objects and arrays share: `open`, the entries (each read by `entry`, with its index)
+    /// separated by commas, `close`. `expected` names what is missing at the start and after an entry.
+    fn entries(
+        &mut self,
+        open: u8,
+        close: u8,
+        expected: [&'static str; 2],
+        mut entry: impl FnMut(&mut Self, usize) -> Result<()>,
+    ) -> Result<()> {
+        self.expect(open, expected[0])?;
         self.enter()?;
-        if self.peek()? != b']' {
+        if self.peek()? != close {
             for index in 0.. {
-                item(self, index)?;
+                entry(self, index)?;
                 match self.peek()? {
                     b',' => self.pos += 1,
-                    b']' => break,
-                    _ => return self.error("expected `,` or `]`"),
+                    byte if byte == close => break,
+                    _ => return self.error(expected[1]),
                 }
             }
         }

@@ -201,7 +201,7 @@ pub fn mutate_pod(
 
     let settings = Settings::resolve(pod, sa, sa_name, cfg, &mut warnings);
 
-    let volumes = &pod.volumes;
+    let volumes = &pod.spec.volumes;
     if let ListField::Malformed = volumes {
         warnings.push(Warning::new(
             WarningReason::MalformedPod,
@@ -258,8 +258,8 @@ pub fn mutate_pod(
     let mut any_injected = false;
     for kind in [ContainerKind::Container, ContainerKind::InitContainer] {
         for container in pod::containers(pod, kind) {
-            if selection.selects(container.name) {
-                let role_arn = roles.role_for(container.name).unwrap_or(role_arn);
+            if selection.selects(container.name()) {
+                let role_arn = roles.role_for(container.name()).unwrap_or(role_arn);
                 any_injected |= settings.inject(container, role_arn, &mut builder, &mut warnings);
             }
         }
@@ -523,7 +523,7 @@ impl<'a> Settings<'a> {
         builder: &mut PatchBuilder,
         warnings: &mut Vec<Warning>,
     ) -> bool {
-        let name = container.name;
+        let name = container.name();
         let (env_list, mounts) = (container.env(), container.volume_mounts());
         if matches!(env_list, ListField::Malformed) || matches!(mounts, ListField::Malformed) {
             warnings.push(Warning::new(
@@ -819,7 +819,7 @@ impl<'a> Selection<'a> {
         let known = |name: &&str| {
             [ContainerKind::Container, ContainerKind::InitContainer]
                 .into_iter()
-                .any(|kind| pod::containers(pod, kind).any(|c| c.name == *name))
+                .any(|kind| pod::containers(pod, kind).any(|c| c.name() == *name))
         };
         for name in include.iter().filter(|name| !known(name)) {
             warnings.push(Warning::new(

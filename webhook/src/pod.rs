@@ -14,6 +14,8 @@ use std::borrow::Cow;
 
 use serde_json::Value;
 
+use crate::views::is_prefixed_key;
+
 pub use irsa_core::names::TOKEN_VOLUME_NAME;
 
 /// A string of the pod: borrowed from the request bytes, owned when it had escapes.
@@ -22,30 +24,44 @@ pub type Text<'a> = Cow<'a, str>;
 /// The members of a pod the webhook reads.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Pod<'a> {
-    /// `metadata.name`.
+    /// `metadata`.
+    pub metadata: Metadata<'a>,
+    /// `spec`.
+    pub spec: Spec<'a>,
+}
+
+/// The members of a pod's `metadata` the webhook reads.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Metadata<'a> {
+    /// `name`.
     pub name: Option<Text<'a>>,
-    /// `metadata.generateName`.
+    /// `generateName`.
     pub generate_name: Option<Text<'a>>,
-    /// `metadata.namespace`.
+    /// `namespace`.
     pub namespace: Option<Text<'a>>,
-    /// `metadata.labels`, in order; `None` for a value that is not a string.
+    /// `labels`, in order; `None` for a value that is not a string.
     pub labels: Entries<'a>,
-    /// `metadata.annotations`, in order; `None` for a value that is not a string.
+    /// `annotations`, in order; `None` for a value that is not a string.
     pub annotations: Entries<'a>,
-    /// `spec.serviceAccountName`.
+}
+
+/// The members of a pod's `spec` the webhook reads.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Spec<'a> {
+    /// `serviceAccountName`.
     pub service_account_name: Option<Text<'a>>,
-    /// `spec.containers`.
+    /// `containers`.
     pub containers: ListField<Container<'a>>,
-    /// `spec.initContainers`.
+    /// `initContainers`.
     pub init_containers: ListField<Container<'a>>,
-    /// `spec.volumes`.
+    /// `volumes`.
     pub volumes: ListField<Volume<'a>>,
-    /// `spec.nodeSelector`, in order; `None` for a value that is not a string.
+    /// `nodeSelector`, in order; `None` for a value that is not a string.
     pub node_selector: Entries<'a>,
-    /// `spec.os.name`.
+    /// `os.name`.
     pub os_name: Option<Text<'a>>,
-    /// `spec.affinity.nodeAffinity.requiredDuringSchedulingIgnoredDuringExecution`, as the request's JSON
-    /// (rare: read only by [`is_windows`]).
+    /// `affinity.nodeAffinity.requiredDuringSchedulingIgnoredDuringExecution`, as the request's JSON (rare:
+    /// read only by [`is_windows`]).
     pub required_node_affinity: Option<&'a [u8]>,
 }
 
@@ -143,13 +159,16 @@ pub struct ContainerRef<'p, 'a> {
     pub kind: ContainerKind,
     /// Its index in that list (the JSON Pointer segment).
     pub index: usize,
-    /// Its name (empty when missing).
-    pub name: &'p str,
     /// The container.
     pub container: &'p Container<'a>,
 }
 
 impl<'p, 'a> ContainerRef<'p, 'a> {
+    /// The container's name (empty when missing).
+    pub fn name(&self) -> &'p str {
+        &self.container.name
+    }
+
     /// The container's `env`.
     pub fn env(&self) -> &'p ListField<EnvVar<'a>> {
         &self.container.env
@@ -169,59 +188,47 @@ impl<'p, 'a> ContainerRef<'p, 'a> {
     }
 }
 
-/// The value of the last member named `key` (it wins, as in serde_json and Go), when a string.
-fn get<'p>(entries: &'p Entries<'_>, key: &str) -> Option<&'p str> {
-    entries.iter().rev().find(|(k, _)| k == key)?.1.as_deref()
-}
-
-/// The value of the last member named `<prefix>/<suffix>`, when a string, without building the key (this
-/// runs on every admission).
-fn prefixed<'p>(entries: &'p Entries<'_>, prefix: &str, suffix: &str) -> Option<&'p str> {
-    let (_, value) = entries
-        .iter()
-        .rev()
-        .find(|(k, _)| crate::views::is_prefixed_key(k, prefix, suffix))?;
-    value.as_deref()
+/// The value of the last member whose name `matches` (the last wins, as in serde_json and Go), when a string.
+fn last<'p>(entries: &'p Entries<'_>, matches: impl Fn(&str) -> bool) -> Option<&'p str> {
+    entries.iter().rev().find(|(k, _)| matches(k))?.1.as_deref()
 }
 
 /// `metadata.labels[key]`.
 pub fn label<'p>(pod: &'p Pod<'_>, key: &str) -> Option<&'p str> {
-    get(&pod.labels, key)
+    last(&pod.metadata.labels, |k| k == key)
 }
 
 /// `metadata.annotations[key]`.
 pub fn annotation<'p>(pod: &'p Pod<'_>, key: &str) -> Option<&'p str> {
-    get(&pod.annotations, key)
+    last(&pod.metadata.annotations, |k| k == key)
 }
 
-/// `metadata.labels["<prefix>/<suffix>"]`.
+/// `metadata.labels["<prefix>/<suffix>"]`, without building the key (this runs on every admission).
 pub fn prefixed_label<'p>(pod: &'p Pod<'_>, prefix: &str, suffix: &str) -> Option<&'p str> {
-    prefixed(&pod.labels, prefix, suffix)
+    last(&pod.metadata.labels, |k| is_prefixed_key(k, prefix, suffix))
 }
 
-/// `metadata.annotations["<prefix>/<suffix>"]`.
+/// `metadata.annotations["<prefix>/<suffix>"]`, without building the key (this runs on every admission).
 pub fn prefixed_annotation<'p>(pod: &'p Pod<'_>, prefix: &str, suffix: &str) -> Option<&'p str> {
-    prefixed(&pod.annotations, prefix, suffix)
+    last(&pod.metadata.annotations, |k| {
+        is_prefixed_key(k, prefix, suffix)
+    })
 }
 
 /// `spec.serviceAccountName`, or `default` as the ServiceAccount admission plugin would set it.
 pub fn service_account_name<'p>(pod: &'p Pod<'_>) -> &'p str {
-    pod.service_account_name
-        .as_deref()
-        .filter(|name| !name.is_empty())
-        .unwrap_or("default")
+    non_empty(&pod.spec.service_account_name).unwrap_or("default")
 }
 
-/// `metadata.name`, `metadata.generateName` or `metadata.namespace` (one of `pod`'s fields), when a
-/// non-empty string.
-pub fn metadata<'p>(field: &'p Option<Text<'_>>) -> Option<&'p str> {
-    field.as_deref().filter(|s| !s.is_empty())
+/// A string member when present and not empty (`metadata.name`, `generateName`, `namespace`).
+pub fn non_empty<'p>(member: &'p Option<Text<'_>>) -> Option<&'p str> {
+    member.as_deref().filter(|s| !s.is_empty())
 }
 
 /// `metadata.name`, else `metadata.generateName` (pods of a ReplicaSet have no name at admission), else "".
 pub fn pod_name<'p>(pod: &'p Pod<'_>) -> &'p str {
-    metadata(&pod.name)
-        .or_else(|| metadata(&pod.generate_name))
+    non_empty(&pod.metadata.name)
+        .or_else(|| non_empty(&pod.metadata.generate_name))
         .unwrap_or("")
 }
 
@@ -231,8 +238,8 @@ pub fn container_list<'p, 'a>(
     kind: ContainerKind,
 ) -> &'p ListField<Container<'a>> {
     match kind {
-        ContainerKind::Container => &pod.containers,
-        ContainerKind::InitContainer => &pod.init_containers,
+        ContainerKind::Container => &pod.spec.containers,
+        ContainerKind::InitContainer => &pod.spec.init_containers,
     }
 }
 
@@ -248,18 +255,18 @@ pub fn containers<'p, 'a>(
         .map(move |(index, container)| ContainerRef {
             kind,
             index,
-            name: &container.name,
             container,
         })
 }
 
 /// Whether the pod will run on Windows nodes, by any of the three ways a pod can say so.
 pub fn is_windows(pod: &Pod<'_>) -> bool {
+    let spec = &pod.spec;
     OS_LABELS
         .iter()
-        .any(|label| get(&pod.node_selector, label) == Some("windows"))
-        || pod.os_name.as_deref() == Some("windows")
-        || pod
+        .any(|label| last(&spec.node_selector, |k| k == *label) == Some("windows"))
+        || spec.os_name.as_deref() == Some("windows")
+        || spec
             .required_node_affinity
             .and_then(|json| serde_json::from_slice::<Value>(json).ok())
             .is_some_and(|required| required_affinity_is_windows(&required))
@@ -413,7 +420,7 @@ mod tests {
         assert!(!all[0].has_env("Y"));
         assert_eq!(*all[0].volume_mounts(), ListField::Malformed);
         assert_eq!(*all[1].env(), ListField::Absent);
-        assert_eq!(all[1].name, "");
+        assert_eq!(all[1].name(), "");
         assert_eq!(all[1].index, 1);
         assert_eq!(containers(&p, ContainerKind::InitContainer).count(), 0);
         let bad = pod(json!({"spec": {"containers": {"name": "a"}, "initContainers": null}}));

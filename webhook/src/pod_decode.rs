@@ -9,24 +9,33 @@
 //!
 //! The rules of what a member of an unexpected type reads as are in [`pod`](crate::pod)'s documentation.
 
+use std::borrow::Cow;
+
 use serde_json::Value;
 
 use crate::{
     json_reader::{JsonError, Kind, Reader, Result},
-    pod::{Container, Entries, EnvVar, ListField, Pod, TOKEN_VOLUME_NAME, Volume, VolumeMount},
+    pod::{
+        Container, Entries, EnvVar, ListField, Metadata, Pod, Spec, TOKEN_VOLUME_NAME, Volume,
+        VolumeMount,
+    },
 };
 
 /// Decodes a pod (`request.object`, or a pod's own JSON): it must be an object, and so must its `metadata`
-/// when present and not `null`.
+/// when present and not `null`. A member given twice counts once, the last one, whole: each is decoded into a
+/// fresh value that replaces the earlier one.
 pub fn pod<'a>(r: &mut Reader<'a>) -> Result<Pod<'a>> {
     if r.kind()? != Kind::Object {
         return r.error("the pod is not an object");
     }
     let mut pod = Pod::default();
-    r.object(|r, member| match member.as_ref() {
-        "metadata" => metadata(r, &mut pod),
-        "spec" => spec(r, &mut pod),
-        _ => r.skip(),
+    r.object(|r, member| {
+        match member.as_ref() {
+            "metadata" => pod.metadata = metadata(r)?,
+            "spec" => pod.spec = spec(r)?,
+            _ => r.skip()?,
+        }
+        Ok(())
     })?;
     Ok(pod)
 }
@@ -39,124 +48,103 @@ pub fn pod_json(json: &[u8]) -> Result<Pod<'_>> {
     Ok(pod)
 }
 
-fn metadata<'a>(r: &mut Reader<'a>, pod: &mut Pod<'a>) -> Result<()> {
-    // A member given twice: the last one wins, whole.
-    pod.name = None;
-    pod.generate_name = None;
-    pod.namespace = None;
-    pod.labels.clear();
-    pod.annotations.clear();
+fn metadata<'a>(r: &mut Reader<'a>) -> Result<Metadata<'a>> {
+    let mut metadata = Metadata::default();
     match r.kind()? {
-        Kind::Null => return r.skip(),
-        Kind::Object => {}
+        Kind::Null => r.skip()?,
+        Kind::Object => r.object(|r, member| {
+            match member.as_ref() {
+                "name" => metadata.name = r.string_or_skip()?,
+                "generateName" => metadata.generate_name = r.string_or_skip()?,
+                "namespace" => metadata.namespace = r.string_or_skip()?,
+                "labels" => metadata.labels = entries(r)?,
+                "annotations" => metadata.annotations = entries(r)?,
+                _ => r.skip()?,
+            }
+            Ok(())
+        })?,
         _ => return r.error("the pod's metadata is not an object"),
     }
-    r.object(|r, member| {
-        match member.as_ref() {
-            "name" => pod.name = r.string_or_skip()?,
-            "generateName" => pod.generate_name = r.string_or_skip()?,
-            "namespace" => pod.namespace = r.string_or_skip()?,
-            "labels" => pod.labels = entries(r)?,
-            "annotations" => pod.annotations = entries(r)?,
-            _ => r.skip()?,
-        }
-        Ok(())
-    })
+    Ok(metadata)
 }
 
-fn spec<'a>(r: &mut Reader<'a>, pod: &mut Pod<'a>) -> Result<()> {
-    pod.service_account_name = None;
-    pod.containers = ListField::Absent;
-    pod.init_containers = ListField::Absent;
-    pod.volumes = ListField::Absent;
-    pod.node_selector.clear();
-    pod.os_name = None;
-    pod.required_node_affinity = None;
-    if r.kind()? != Kind::Object {
-        return r.skip();
-    }
-    r.object(|r, member| {
+fn spec<'a>(r: &mut Reader<'a>) -> Result<Spec<'a>> {
+    let mut spec = Spec::default();
+    object_or_skip(r, |r, member| {
         match member.as_ref() {
-            "serviceAccountName" => pod.service_account_name = r.string_or_skip()?,
-            "containers" => pod.containers = list(r, container)?,
-            "initContainers" => pod.init_containers = list(r, container)?,
-            "volumes" => pod.volumes = list(r, volume)?,
-            "nodeSelector" => pod.node_selector = entries(r)?,
-            "os" => {
-                pod.os_name = None;
-                object_members(r, |r, member| match member {
-                    "name" => {
-                        pod.os_name = r.string_or_skip()?;
-                        Ok(())
-                    }
-                    _ => r.skip(),
-                })?;
-            }
+            "serviceAccountName" => spec.service_account_name = r.string_or_skip()?,
+            "containers" => spec.containers = list(r, container)?,
+            "initContainers" => spec.init_containers = list(r, container)?,
+            "volumes" => spec.volumes = list(r, volume)?,
+            "nodeSelector" => spec.node_selector = entries(r)?,
+            "os" => spec.os_name = last_member(r, "name", Reader::string_or_skip)?.flatten(),
             "affinity" => {
-                pod.required_node_affinity = None;
-                object_members(r, |r, member| match member {
-                    "nodeAffinity" => {
-                        pod.required_node_affinity = None;
-                        object_members(r, |r, member| match member {
-                            "requiredDuringSchedulingIgnoredDuringExecution" => {
-                                pod.required_node_affinity = Some(r.skip_raw()?);
-                                Ok(())
-                            }
-                            _ => r.skip(),
-                        })
-                    }
-                    _ => r.skip(),
-                })?;
+                spec.required_node_affinity = last_member(r, "nodeAffinity", |r| {
+                    last_member(r, "requiredDuringSchedulingIgnoredDuringExecution", |r| {
+                        r.skip_raw()
+                    })
+                })?
+                .flatten();
             }
             _ => r.skip()?,
         }
         Ok(())
-    })
+    })?;
+    Ok(spec)
 }
 
 /// The members of an object; any other value is skipped, as if absent.
-fn object_members<'a>(
+fn object_or_skip<'a>(
     r: &mut Reader<'a>,
-    mut member: impl FnMut(&mut Reader<'a>, &str) -> Result<()>,
+    member: impl FnMut(&mut Reader<'a>, Cow<'a, str>) -> Result<()>,
 ) -> Result<()> {
     if r.kind()? != Kind::Object {
         return r.skip();
     }
-    r.object(|r, name| member(r, &name))
+    r.object(member)
+}
+
+/// The last member `name` of an object, read by `read`; `None` when absent or when the value is not an
+/// object.
+fn last_member<'a, T>(
+    r: &mut Reader<'a>,
+    name: &str,
+    mut read: impl FnMut(&mut Reader<'a>) -> Result<T>,
+) -> Result<Option<T>> {
+    let mut value = None;
+    object_or_skip(r, |r, member| {
+        if member == name {
+            value = Some(read(r)?);
+        } else {
+            r.skip()?;
+        }
+        Ok(())
+    })?;
+    Ok(value)
 }
 
 /// A string map's members; a value that is not an object reads as an empty map.
 fn entries<'a>(r: &mut Reader<'a>) -> Result<Entries<'a>> {
     let mut entries = Vec::new();
-    if r.kind()? != Kind::Object {
-        r.skip()?;
-        return Ok(entries);
-    }
-    r.object(|r, name| {
+    object_or_skip(r, |r, name| {
         entries.push((name, r.string_or_skip()?));
         Ok(())
     })?;
     Ok(entries)
 }
 
-/// An array member: `null` is absent, another type malformed; an item that is not an object is its type's
-/// default (it keeps its index).
-fn list<'a, T: Default>(
+/// An array member: `null` is absent, another type malformed. Each item is read by `item`, which reads an
+/// item that is not an object as its type's default (it keeps its index).
+fn list<'a, T>(
     r: &mut Reader<'a>,
-    item: impl Fn(&mut Reader<'a>, &mut T) -> Result<()>,
+    item: impl Fn(&mut Reader<'a>) -> Result<T>,
 ) -> Result<ListField<T>> {
     match r.kind()? {
         Kind::Null => r.skip().map(|()| ListField::Absent),
         Kind::Array => {
             let mut items = Vec::new();
             r.array(|r, _| {
-                let mut value = T::default();
-                if r.kind()? == Kind::Object {
-                    item(r, &mut value)?;
-                } else {
-                    r.skip()?;
-                }
-                items.push(value);
+                items.push(item(r)?);
                 Ok(())
             })?;
             Ok(ListField::Present(items))
@@ -165,8 +153,9 @@ fn list<'a, T: Default>(
     }
 }
 
-fn container<'a>(r: &mut Reader<'a>, container: &mut Container<'a>) -> Result<()> {
-    r.object(|r, member| {
+fn container<'a>(r: &mut Reader<'a>) -> Result<Container<'a>> {
+    let mut container = Container::default();
+    object_or_skip(r, |r, member| {
         match member.as_ref() {
             "name" => container.name = r.string_or_skip()?.unwrap_or_default(),
             "env" => container.env = list(r, env_var)?,
@@ -174,60 +163,52 @@ fn container<'a>(r: &mut Reader<'a>, container: &mut Container<'a>) -> Result<()
             _ => r.skip()?,
         }
         Ok(())
+    })?;
+    Ok(container)
+}
+
+fn env_var<'a>(r: &mut Reader<'a>) -> Result<EnvVar<'a>> {
+    Ok(EnvVar {
+        name: last_member(r, "name", Reader::string_or_skip)?.flatten(),
     })
 }
 
-fn env_var<'a>(r: &mut Reader<'a>, var: &mut EnvVar<'a>) -> Result<()> {
-    r.object(|r, member| match member.as_ref() {
-        "name" => {
-            var.name = r.string_or_skip()?;
-            Ok(())
+fn volume_mount<'a>(r: &mut Reader<'a>) -> Result<VolumeMount<'a>> {
+    let mut mount = VolumeMount::default();
+    object_or_skip(r, |r, member| {
+        match member.as_ref() {
+            "name" => mount.name = r.string_or_skip()?,
+            "mountPath" => mount.mount_path = r.string_or_skip()?,
+            _ => r.skip()?,
         }
-        _ => r.skip(),
-    })
-}
-
-fn volume_mount<'a>(r: &mut Reader<'a>, mount: &mut VolumeMount<'a>) -> Result<()> {
-    r.object(|r, member| match member.as_ref() {
-        "name" => {
-            mount.name = r.string_or_skip()?;
-            Ok(())
-        }
-        "mountPath" => {
-            mount.mount_path = r.string_or_skip()?;
-            Ok(())
-        }
-        _ => r.skip(),
-    })
+        Ok(())
+    })?;
+    Ok(mount)
 }
 
 /// A volume: its name, and when that is [`TOKEN_VOLUME_NAME`] the whole volume as a `Value` (its name is
 /// only known at its end, so its bytes are parsed again then).
-fn volume<'a>(r: &mut Reader<'a>, volume: &mut Volume<'a>) -> Result<()> {
+fn volume<'a>(r: &mut Reader<'a>) -> Result<Volume<'a>> {
     let start = r.offset();
-    r.object(|r, member| match member.as_ref() {
-        "name" => {
-            volume.name = r.string_or_skip()?;
-            Ok(())
+    let name = last_member(r, "name", Reader::string_or_skip)?.flatten();
+    let token_volume = match name.as_deref() {
+        Some(TOKEN_VOLUME_NAME) => {
+            let whole =
+                serde_json::from_slice::<Value>(r.since(start)).map_err(|err| JsonError {
+                    what: format!("volume {TOKEN_VOLUME_NAME:?}: {err}").into(),
+                    at: start,
+                })?;
+            Some(whole)
         }
-        _ => r.skip(),
-    })?;
-    if volume.name.as_deref() == Some(TOKEN_VOLUME_NAME) {
-        let json = r.since(start);
-        let whole = serde_json::from_slice::<Value>(json).map_err(|err| JsonError {
-            what: format!("volume {TOKEN_VOLUME_NAME:?}: {err}").into(),
-            at: start,
-        })?;
-        volume.token_volume = Some(whole);
-    }
-    Ok(())
+        _ => None,
+    };
+    Ok(Volume { name, token_volume })
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use serde_json::json;
-    use std::borrow::Cow;
 
     fn decode(json: &str) -> Pod<'_> {
         pod_json(json.as_bytes()).unwrap()
@@ -259,12 +240,14 @@ mod tests {
         })
         .to_string();
         let pod = decode(&json);
-        let expected = Pod {
+        let metadata = Metadata {
             name: text("p"),
             generate_name: text("p-"),
             namespace: text("ns"),
             labels: vec![("a".into(), text("1")), ("n".into(), None)],
             annotations: vec![("b".into(), text("2"))],
+        };
+        let spec = Spec {
             service_account_name: text("sa"),
             containers: ListField::Present(vec![Container {
                 name: "app".into(),
@@ -283,9 +266,9 @@ mod tests {
             os_name: text("windows"),
             required_node_affinity: Some(br#"{"nodeSelectorTerms":[]}"#),
         };
-        assert_eq!(pod, expected);
+        assert_eq!(pod, Pod { metadata, spec });
         // Nothing of the kept strings was copied.
-        assert!(matches!(pod.name, Some(Cow::Borrowed(_))));
+        assert!(matches!(pod.metadata.name, Some(Cow::Borrowed(_))));
     }
 
     #[test]
@@ -300,7 +283,7 @@ mod tests {
             7
         ]}}"#,
         );
-        let volumes = pod.volumes.items();
+        let volumes = pod.spec.volumes.items();
         let names: Vec<_> = volumes.iter().map(|v| v.name.as_deref()).collect();
         assert_eq!(
             names,
@@ -336,9 +319,9 @@ mod tests {
             "initContainers": [{"name": "b", "env": "x", "volumeMounts": null}, 7, [{"name": "c"}], {"name": 5}],
             "volumes": "v"}}"#,
         );
-        assert_eq!(pod.containers, ListField::Malformed);
-        assert_eq!(pod.volumes, ListField::Malformed);
-        let init = pod.init_containers.items();
+        assert_eq!(pod.spec.containers, ListField::Malformed);
+        assert_eq!(pod.spec.volumes, ListField::Malformed);
+        let init = pod.spec.init_containers.items();
         assert_eq!(init.len(), 4);
         assert_eq!(init[0].name, "b");
         assert_eq!(init[0].env, ListField::Malformed);
@@ -354,11 +337,11 @@ mod tests {
             r#"{"metadata": {"name": "a", "labels": {"x": "1"}}, "metadata": {"generateName": "g-"},
             "spec": {"serviceAccountName": "one", "serviceAccountName": 2, "os": {"name": "windows"}, "os": {}}}"#,
         );
-        assert_eq!(pod.name, None);
-        assert_eq!(pod.generate_name, text("g-"));
-        assert!(pod.labels.is_empty());
-        assert_eq!(pod.service_account_name, None);
-        assert_eq!(pod.os_name, None);
+        assert_eq!(pod.metadata.name, None);
+        assert_eq!(pod.metadata.generate_name, text("g-"));
+        assert!(pod.metadata.labels.is_empty());
+        assert_eq!(pod.spec.service_account_name, None);
+        assert_eq!(pod.spec.os_name, None);
         let pod = decode(r#"{"metadata": {"labels": {"x": "1", "x": false}}}"#);
         assert_eq!(crate::pod::label(&pod, "x"), None);
     }
@@ -368,7 +351,7 @@ mod tests {
         let json = r#"{"spec": {"containers": [{"name": "a\"\u00e9\ud83d\ude00", "env": [{"name": "\\n"}]}]}}"#;
         let pod = decode(json);
         let whole: Value = serde_json::from_str(json).unwrap();
-        let container = &pod.containers.items()[0];
+        let container = &pod.spec.containers.items()[0];
         assert_eq!(
             Some(container.name.as_ref()),
             whole["spec"]["containers"][0]["name"].as_str()

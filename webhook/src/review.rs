@@ -147,9 +147,7 @@ fn optional_object<'a, T>(
 
 fn review_in<'a>(r: &mut Reader<'a>) -> Result<ReviewIn<'a>, JsonError> {
     let mut review = ReviewIn::default();
-    if r.kind()? != Kind::Object {
-        return r.error("expected an object");
-    }
+    // `object` refuses any other value ("expected an object").
     r.object(|r, member| {
         match member.as_ref() {
             "apiVersion" => review.api_version = r.optional_string()?,
@@ -371,7 +369,10 @@ mod tests {
         assert!(view.dry_run);
         assert_eq!(view.service_account_name(), "web");
         assert_eq!(view.pod_name(), "web-5d8f7-");
-        assert_eq!(view.pod.as_ref().unwrap().containers.items()[0].name, "app");
+        assert_eq!(
+            view.pod.as_ref().unwrap().spec.containers.items()[0].name,
+            "app"
+        );
     }
 
     #[test]

@@ -117,10 +117,10 @@ impl SessionNameTemplate {
     /// The env entry `AWS_ROLE_SESSION_NAME` for this pod: a value rendered now, or the pod's name through
     /// the downward API when only the apiserver will know it and it is valid by construction.
     pub fn env_entry(&self, pod: &Pod<'_>, name: &str) -> Value {
-        let generated = pod::metadata(&pod.name).is_none();
+        let generated = pod::non_empty(&pod.metadata.name).is_none();
         if generated
             && self.parts == [Part::Pod]
-            && let Some(stem) = pod::metadata(&pod.generate_name)
+            && let Some(stem) = pod::non_empty(&pod.metadata.generate_name)
             && stem
                 .bytes()
                 .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'.')
@@ -136,10 +136,12 @@ impl SessionNameTemplate {
         for part in &self.parts {
             let value = match part {
                 Part::Text(text) => text,
-                Part::Namespace => pod::metadata(&pod.namespace).unwrap_or_default(),
+                Part::Namespace => pod::non_empty(&pod.metadata.namespace).unwrap_or_default(),
                 Part::ServiceAccount => pod::service_account_name(pod),
-                Part::Pod => pod::metadata(&pod.name)
-                    .or_else(|| pod::metadata(&pod.generate_name).map(|g| g.trim_end_matches('-')))
+                Part::Pod => pod::non_empty(&pod.metadata.name)
+                    .or_else(|| {
+                        pod::non_empty(&pod.metadata.generate_name).map(|g| g.trim_end_matches('-'))
+                    })
                     .unwrap_or_default(),
             };
             out.extend(

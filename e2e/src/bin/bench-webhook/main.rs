@@ -79,13 +79,16 @@ enum Mode {
 
 fn main() -> anyhow::Result<()> {
     let args = <Args as clap::Parser>::parse();
-    let mode = |m: Mode| args.modes.contains(&m);
-    let (mut load, mut memory, compare) =
-        (mode(Mode::Load), mode(Mode::Memory), mode(Mode::Reference));
-    let soak = mode(Mode::Soak);
-    if args.modes.is_empty() {
-        (load, memory) = (true, true);
-    }
+    let runs = |m: Mode| match args.modes.is_empty() {
+        true => matches!(m, Mode::Load | Mode::Memory),
+        false => args.modes.contains(&m),
+    };
+    let (load, memory, compare, soak) = (
+        runs(Mode::Load),
+        runs(Mode::Memory),
+        runs(Mode::Reference),
+        runs(Mode::Soak),
+    );
     let Args {
         accounts,
         seconds,
