@@ -224,7 +224,7 @@ impl<'a> Reader<'a> {
     }
 
     /// Reads the rest of a string whose opening quote was consumed.
-    #[inline]
+    #[inline(always)]
     fn string_after_quote(&mut self) -> Result<Cow<'a, str>> {
         let start = self.pos;
         let end = run_end(self.bytes, start);
