@@ -416,24 +416,26 @@ type Fault = (usize, &'static str);
 
 const TOO_DEEP: &str = "nested deeper than 128 levels";
 
+/// JSON's white space: space, line feed, carriage return, tab (all at most 0x20).
+#[inline(always)]
+fn is_whitespace(byte: u8) -> bool {
+    matches!(byte, b' ' | b'\n' | b'\r' | b'\t')
+}
+
 /// The position of the first byte at or after `pos` that is not white space.
 #[inline(always)]
 fn whitespace_end(bytes: &[u8], mut pos: usize) -> usize {
-    while let Some(b' ' | b'\n' | b'\r' | b'\t') = bytes.get(pos) {
+    while bytes.get(pos).is_some_and(|&byte| is_whitespace(byte)) {
         pos += 1;
     }
     pos
 }
 
-/// The position after `byte`, expected at `pos` after any white space. The apiserver sends compact JSON, so
-/// the byte is looked for first and white space only when it is not there.
+/// After any white space at `pos`: the position after `byte` when it is there (`Ok`), else the position of
+/// what is there instead (`Err`). The apiserver sends compact JSON, so the byte is looked for first and white
+/// space only when it is not there.
 #[inline(always)]
-fn after_byte(
-    bytes: &[u8],
-    pos: usize,
-    byte: u8,
-    what: &'static str,
-) -> std::result::Result<usize, Fault> {
+fn after_byte(bytes: &[u8], pos: usize, byte: u8) -> std::result::Result<usize, usize> {
     if bytes.get(pos) == Some(&byte) {
         return Ok(pos + 1);
     }
@@ -441,7 +443,7 @@ fn after_byte(
     if bytes.get(pos) == Some(&byte) {
         Ok(pos + 1)
     } else {
-        Err((pos, what))
+        Err(pos)
     }
 }
 
@@ -537,8 +539,8 @@ fn literal_end(bytes: &[u8], pos: usize, word: &[u8]) -> std::result::Result<usi
 /// After a `{` or a `,` of an object: the position after the next member's name and its `:`.
 #[inline(always)]
 fn member_name_end(bytes: &[u8], pos: usize) -> std::result::Result<usize, Fault> {
-    let pos = after_byte(bytes, pos, b'"', "expected a member name")?;
-    after_byte(bytes, string_end(bytes, pos)?, b':', "expected `:`")
+    let pos = after_byte(bytes, pos, b'"').map_err(|at| (at, "expected a member name"))?;
+    after_byte(bytes, string_end(bytes, pos)?, b':').map_err(|at| (at, "expected `:`"))
 }
 
 /// The end of the value at `pos`, nested at most `max_levels` deep. Iterative, with locals only: `open` holds
@@ -550,7 +552,7 @@ fn skip_value(bytes: &[u8], mut pos: usize, max_levels: u32) -> std::result::Res
         // A value. White space is the rare case in the apiserver's compact JSON, so it is an arm of its own.
         match bytes.get(pos) {
             Some(b'"') => pos = string_end(bytes, pos + 1)?,
-            Some(b' ' | b'\n' | b'\r' | b'\t') => {
+            Some(&byte) if is_whitespace(byte) => {
                 pos = whitespace_end(bytes, pos);
                 continue;
             }
@@ -560,7 +562,7 @@ fn skip_value(bytes: &[u8], mut pos: usize, max_levels: u32) -> std::result::Res
                 }
                 let is_object = byte == b'{';
                 let close = if is_object { b'}' } else { b']' };
-                if let Ok(end) = after_byte(bytes, pos + 1, close, "") {
+                if let Ok(end) = after_byte(bytes, pos + 1, close) {
                     pos = end;
                 } else {
                     pos += 1;
@@ -586,7 +588,7 @@ fn skip_value(bytes: &[u8], mut pos: usize, max_levels: u32) -> std::result::Res
             }
             let in_object = open & 1 == 1;
             match (bytes.get(pos), in_object) {
-                (Some(b' ' | b'\n' | b'\r' | b'\t'), _) => pos = whitespace_end(bytes, pos),
+                (Some(&byte), _) if is_whitespace(byte) => pos = whitespace_end(bytes, pos),
                 (Some(b','), true) => {
                     pos = member_name_end(bytes, pos + 1)?;
                     break;
