@@ -237,11 +237,13 @@ fn oha_row(
 ) -> anyhow::Result<()> {
     let report = oha::run(duration, extra, body, url)?;
     println!(
-        "| {what} | `{}` | {:.0} req/s, p50 {:.3} ms, p99 {:.3} ms, success {:.4}, statuses {} |",
+        "| {what} | `{}` | {:.0} req/s, p50 {:.3} ms, p90 {:.3} ms, p99 {:.3} ms, p99.9 {:.3} ms, success {:.4}, statuses {} |",
         oha::command_line(duration, extra, body.is_some()),
         report.rps,
         report.p50_ms,
+        report.p90_ms,
         report.p99_ms,
+        report.p999_ms,
         report.success,
         report.statuses,
     );

@@ -11,8 +11,12 @@ pub struct Report {
     pub rps: f64,
     /// Median latency, ms.
     pub p50_ms: f64,
+    /// 90th percentile latency, ms: with p99.9, whether a p99 is the tail of one shape or a few slow outliers.
+    pub p90_ms: f64,
     /// 99th percentile latency, ms.
     pub p99_ms: f64,
+    /// 99.9th percentile latency, ms.
+    pub p999_ms: f64,
     /// Responses received (any status).
     pub responses: u64,
     /// oha's success rate (0..1).
@@ -78,7 +82,9 @@ pub fn run(
     Ok(Report {
         rps: summary["requestsPerSec"].as_f64().unwrap_or(f64::NAN),
         p50_ms: percentile("p50"),
+        p90_ms: percentile("p90"),
         p99_ms: percentile("p99"),
+        p999_ms: percentile("p99.9"),
         responses,
         success: summary["successRate"].as_f64().unwrap_or(f64::NAN),
         statuses,

@@ -270,6 +270,8 @@ struct Round {
     saturation_rps: f64,
     fixed_rps: f64,
     fixed_p99_ms: f64,
+    /// The fixed-rate run's p50, p90 and p99.9, ms: the shape around the p99, printed per round.
+    fixed_spread_ms: [f64; 3],
     cpu_us_per_admission: f64,
 }
 
@@ -309,6 +311,7 @@ async fn round(
         saturation_rps: saturation.rps,
         fixed_rps: steady.rps,
         fixed_p99_ms: steady.p99_ms,
+        fixed_spread_ms: [steady.p50_ms, steady.p90_ms, steady.p999_ms],
         cpu_us_per_admission: ticks as f64 / ticks_per_second() / admissions * 1e6,
     })
 }
@@ -392,18 +395,21 @@ pub async fn run(
 
     let mut results: [Vec<Round>; 2] = [Vec::new(), Vec::new()];
     println!(
-        "\n| round | server | saturation, 16 connections | p99 at a fixed 2,000 req/s, 4 connections (rate reached) | server CPU per admission |\n|---|---|---|---|---|"
+        "\n| round | server | saturation, 16 connections | p99 at a fixed 2,000 req/s, 4 connections (rate reached) | its p50 / p90 / p99.9 | server CPU per admission |\n|---|---|---|---|---|---|"
     );
     for r in 1..=rounds {
         for (i, server) in servers.iter().enumerate() {
             tokio::time::sleep(Duration::from_secs(1)).await;
             let result = round(cluster, server, &review, seconds).await?;
             println!(
-                "| {r} | {} | {:.0} req/s | {:.3} ms ({:.0} req/s) | {:.1} µs |",
+                "| {r} | {} | {:.0} req/s | {:.3} ms ({:.0} req/s) | {:.3} / {:.3} / {:.3} ms | {:.1} µs |",
                 server.kind.label(),
                 result.saturation_rps,
                 result.fixed_p99_ms,
                 result.fixed_rps,
+                result.fixed_spread_ms[0],
+                result.fixed_spread_ms[1],
+                result.fixed_spread_ms[2],
                 result.cpu_us_per_admission
             );
             results[i].push(result);
