@@ -196,6 +196,7 @@ async fn bench_load(cluster: &Cluster, seconds: u64) -> anyhow::Result<()> {
     let fixture = review.path.display().to_string();
     let fixed = ["-c", "4", "-q", "2000", "--latency-correction"];
     let jwks = format!("{}/openid/v1/jwks", cluster.issuer_url);
+    let before = server_histogram(cluster).await?;
     oha_row(
         &format!("webhook POST, fixed 2,000 req/s, 4 connections, {fixture_name}"),
         &duration,
@@ -203,6 +204,16 @@ async fn bench_load(cluster: &Cluster, seconds: u64) -> anyhow::Result<()> {
         Some(&fixture),
         &cluster.webhook_url,
     )?;
+    let after = server_histogram(cluster).await?;
+    // Whether the client's slowest answers were slow inside the server too.
+    println!(
+        "| webhook server-side time (histogram `irsa_webhook_admission_duration_seconds`, fixed-rate run) | `/metrics` | p50 <= {}, p99 <= {}, p99.9 <= {}; {} of {} over 0.8 ms (bucket upper bounds) |",
+        bucket_quantile(&before, &after, 0.50),
+        bucket_quantile(&before, &after, 0.99),
+        bucket_quantile(&before, &after, 0.999),
+        bucket_count_above(&before, &after, "0.0008"),
+        bucket_count_above(&before, &after, "+Inf"),
+    );
     let before = server_histogram(cluster).await?;
     oha_row(
         "webhook POST, saturation, 16 connections",
@@ -261,6 +272,22 @@ async fn server_histogram(cluster: &Cluster) -> anyhow::Result<Vec<(String, f64)
             Some((le.to_string(), rest.trim().parse().ok()?))
         })
         .collect())
+}
+
+/// How many of the requests between two snapshots took longer than the bucket bound `le` (all of them for
+/// `+Inf`).
+fn bucket_count_above(before: &[(String, f64)], after: &[(String, f64)], le: &str) -> f64 {
+    let count = |snapshot: &[(String, f64)], le: &str| {
+        snapshot
+            .iter()
+            .find(|(bound, _)| bound == le)
+            .map_or(f64::NAN, |(_, c)| *c)
+    };
+    let total = count(after, "+Inf") - count(before, "+Inf");
+    if le == "+Inf" {
+        return total;
+    }
+    total - (count(after, le) - count(before, le))
 }
 
 /// The smallest bucket bound below which `q` of the requests between two snapshots fall.
@@ -372,4 +399,30 @@ async fn bench_memory(cluster: &Cluster, accounts: usize) -> anyhow::Result<()> 
         peak as f64 / 1024.0
     );
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn snapshot(counts: [f64; 4]) -> Vec<(String, f64)> {
+        ["0.0004", "0.0008", "0.0016", "+Inf"]
+            .iter()
+            .zip(counts)
+            .map(|(le, c)| (le.to_string(), c))
+            .collect()
+    }
+
+    #[test]
+    fn bucket_counts_are_taken_between_the_snapshots() {
+        let before = snapshot([10.0, 12.0, 13.0, 13.0]);
+        let after = snapshot([100.0, 104.0, 110.0, 113.0]);
+        assert_eq!(bucket_count_above(&before, &after, "+Inf"), 100.0);
+        assert_eq!(bucket_count_above(&before, &after, "0.0008"), 8.0);
+        assert_eq!(bucket_count_above(&before, &after, "0.0004"), 10.0);
+        assert!(bucket_count_above(&before, &after, "0.5").is_nan());
+        assert_eq!(bucket_quantile(&before, &after, 0.9), "0.400 ms");
+        assert_eq!(bucket_quantile(&before, &after, 0.95), "1.600 ms");
+        assert_eq!(bucket_quantile(&before, &after, 0.999), "inf ms");
+    }
 }
