@@ -115,7 +115,8 @@ impl<'a> Reader<'a> {
     /// The next byte after white space, not consumed.
     #[inline]
     fn peek(&mut self) -> Result<u8> {
-        // White space is at most 0x20: one comparison passes compact JSON, the apiserver's.
+        // Every byte of white space (`is_whitespace`) is at most 0x20, so one comparison passes the compact JSON the
+        // apiserver sends; folding it into `is_whitespace` instead cost 3,000 instructions a decode.
         if let Some(&byte) = self.bytes.get(self.pos)
             && byte > b' '
         {

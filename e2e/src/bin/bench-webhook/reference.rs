@@ -268,10 +268,8 @@ fn check_loopback(cluster: &Cluster, servers: &[Server]) -> anyhow::Result<()> {
 /// One timed round of one server.
 struct Round {
     saturation_rps: f64,
-    fixed_rps: f64,
-    fixed_p99_ms: f64,
-    /// The fixed-rate run's p50, p90 and p99.9, ms: the shape around the p99, printed per round.
-    fixed_spread_ms: [f64; 3],
+    /// The run at a fixed 2,000 req/s: its rate reached and latencies.
+    fixed: oha::Report,
     cpu_us_per_admission: f64,
 }
 
@@ -309,9 +307,7 @@ async fn round(
     let admissions = (saturation.responses + steady.responses) as f64;
     Ok(Round {
         saturation_rps: saturation.rps,
-        fixed_rps: steady.rps,
-        fixed_p99_ms: steady.p99_ms,
-        fixed_spread_ms: [steady.p50_ms, steady.p90_ms, steady.p999_ms],
+        fixed: steady,
         cpu_us_per_admission: ticks as f64 / ticks_per_second() / admissions * 1e6,
     })
 }
@@ -405,11 +401,11 @@ pub async fn run(
                 "| {r} | {} | {:.0} req/s | {:.3} ms ({:.0} req/s) | {:.3} / {:.3} / {:.3} ms | {:.1} µs |",
                 server.kind.label(),
                 result.saturation_rps,
-                result.fixed_p99_ms,
-                result.fixed_rps,
-                result.fixed_spread_ms[0],
-                result.fixed_spread_ms[1],
-                result.fixed_spread_ms[2],
+                result.fixed.p99_ms,
+                result.fixed.rps,
+                result.fixed.p50_ms,
+                result.fixed.p90_ms,
+                result.fixed.p999_ms,
                 result.cpu_us_per_admission
             );
             results[i].push(result);
@@ -504,8 +500,8 @@ pub async fn run(
     );
     row(
         "p99 at a fixed 2,000 req/s, 4 connections, ms",
-        &pick(irsa, |r| r.fixed_p99_ms),
-        &pick(reference, |r| r.fixed_p99_ms),
+        &pick(irsa, |r| r.fixed.p99_ms),
+        &pick(reference, |r| r.fixed.p99_ms),
         3,
     );
     let mib = |kib: u64| kib as f64 / 1024.0;
